@@ -1,0 +1,44 @@
+"""Shared pytest fixtures: the official reference fixtures, CUDA skipping, determinism."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+#: Reference outputs of the official implementations (see shared/fixtures/README.md).
+FIXTURES_DIR = Path(os.environ.get('MMVIDT_FIXTURES', REPO_ROOT.parent / 'shared' / 'fixtures'))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip_cuda = pytest.mark.skip(reason='needs a CUDA device; none is visible')
+    for item in items:
+        if 'cuda' in item.keywords:
+            item.add_marker(skip_cuda)
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope='session')
+def fixtures_dir() -> Path:
+    if not FIXTURES_DIR.is_dir():
+        pytest.skip(f'reference fixtures not found at {FIXTURES_DIR} (set MMVIDT_FIXTURES)')
+    return FIXTURES_DIR
+
+
+@pytest.fixture(scope='session')
+def load_fixture(fixtures_dir):
+    """``load_fixture('pit_s_shrunk.pt') -> dict``, loaded safely (weights_only) and cached."""
+    cache = {}
+
+    def load(name: str) -> dict:
+        if name not in cache:
+            cache[name] = torch.load(fixtures_dir / name, map_location='cpu', weights_only=True)
+        return cache[name]
+
+    return load
