@@ -1,0 +1,302 @@
+"""Deterministic synthetic COCO dataset of simple shapes, for demos and tests.
+
+Each image is a textured background (gradient, stripes or smooth value noise between two random
+colours) with a few solid-coloured circles, squares, triangles and rings of random size (a few
+pixels up to most of the image), rotation and colour. Objects are painted in order, so later
+objects occlude earlier ones; every annotation describes the *visible* part of its object. A
+candidate object that would hide too much of an earlier one is not painted at all, so every
+painted pixel belongs to exactly one annotation.
+
+Everything is drawn from ``numpy.random.Generator(PCG64)`` streams derived per image from
+``(seed, split, index)``: a fixed seed gives byte-identical files, and the images of one split do
+not depend on how many images the other split has.
+"""
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+
+CLASSES = ('circle', 'square', 'triangle', 'ring')
+SPLITS = ('train', 'val')
+
+CIRCLE, SQUARE, TRIANGLE, RING = range(len(CLASSES))
+#: Smallest ``Shape.size`` per class, chosen so that even the smallest object covers >= 16 px.
+MIN_SIZE = {CIRCLE: 3.0, SQUARE: 3.0, TRIANGLE: 4.5, RING: 4.5}
+#: Largest ``Shape.size`` as a fraction of the image's shorter side.
+MAX_SIZE_FRACTION = 0.35
+#: An annotated object keeps at least this many visible pixels ...
+MIN_VISIBLE_AREA = 12
+#: ... and at least this fraction of its unoccluded (in-image) area.
+MIN_VISIBLE_FRACTION = 0.3
+MAX_OBJECTS = 8
+IMAGE_SIDE_RANGE = (160, 320)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One object to paint; geometry in pixel coordinates (x right, y down, pixel centres at +0.5).
+
+    ``size`` is the outer radius of circles and rings, the half side of squares and the
+    circumradius of (equilateral) triangles. ``angle`` (radians) rotates squares and triangles and
+    is ignored for circles and rings; ``inner_ratio`` is a ring's inner / outer radius.
+    """
+    label: int
+    center: Tuple[float, float]
+    size: float
+    angle: float
+    color: Tuple[int, int, int]
+    inner_ratio: float = 0.0
+
+
+def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The independent random stream of image ``index`` of ``split``."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(SPLITS.index(split), index))
+    return np.random.Generator(np.random.PCG64(sequence))
+
+
+def sample_image_size(rng: np.random.Generator) -> Tuple[int, int]:
+    """``(height, width)``, each side uniform in ``IMAGE_SIDE_RANGE`` (aspect ratio 0.5 .. 2)."""
+    low, high = IMAGE_SIDE_RANGE
+    height, width = rng.integers(low, high + 1, size=2)
+    return int(height), int(width)
+
+
+def _pixel_grid(height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Pixel-centre coordinates, broadcastable: ``x`` (1, W) and ``y`` (H, 1)."""
+    return np.arange(width)[None, :] + 0.5, np.arange(height)[:, None] + 0.5
+
+
+def _gradient_field(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Linear ramp along a random direction, (H, W) in [0, 1]."""
+    theta = rng.uniform(0, 2 * math.pi)
+    x, y = _pixel_grid(height, width)
+    projection = x * math.cos(theta) + y * math.sin(theta)
+    return (projection - projection.min()) / max(float(np.ptp(projection)), 1e-6)
+
+
+def _stripe_field(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Soft sinusoidal stripes of random period, direction and phase, (H, W) in [0, 1]."""
+    period, theta, phase = rng.uniform(8, 48), rng.uniform(0, math.pi), rng.uniform(0, 2 * math.pi)
+    x, y = _pixel_grid(height, width)
+    projection = x * math.cos(theta) + y * math.sin(theta)
+    return 0.5 + 0.5 * np.sin(2 * math.pi * projection / period + phase)
+
+
+def _noise_field(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Value noise: a coarse random lattice upsampled with smoothstep-bilinear weights, (H, W)."""
+    cells = int(rng.integers(2, 9))
+    lattice = rng.random((cells + 1, cells + 1))
+
+    def weights(length: int) -> Tuple[np.ndarray, np.ndarray]:
+        position = np.linspace(0, cells, length, endpoint=False)
+        cell = position.astype(np.int64)
+        frac = position - cell
+        return cell, frac * frac * (3 - 2 * frac)  # smoothstep hides the lattice seams
+
+    row, fy = weights(height)
+    col, fx = weights(width)
+    rows = lattice[row] * (1 - fy)[:, None] + lattice[row + 1] * fy[:, None]  # (H, cells + 1)
+    return rows[:, col] * (1 - fx) + rows[:, col + 1] * fx
+
+
+_TEXTURES: Tuple[Callable[[np.random.Generator, int, int], np.ndarray], ...] = (
+    _gradient_field, _stripe_field, _noise_field)
+
+
+def render_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A random texture blended between two random colours: (H, W, 3) uint8. No per-pixel grain:
+    it would make the PNGs ~7x larger and twice as slow to write."""
+    field = _TEXTURES[int(rng.integers(len(_TEXTURES)))](rng, height, width)
+    start, end = rng.integers(0, 256, size=(2, 3)).astype(np.float64)
+    return np.rint(start + field[..., None] * (end - start)).astype(np.uint8)
+
+
+def _contrasting_color(rng: np.random.Generator, reference: np.ndarray,
+                       min_distance: float = 100.0, tries: int = 16) -> Tuple[int, int, int]:
+    """A random RGB colour, re-drawn (a bounded number of times) while too close to
+    ``reference`` so that objects stand out from the background under them."""
+    for _ in range(tries):
+        color = rng.integers(0, 256, size=3)
+        if np.linalg.norm(color - reference.astype(np.float64)) >= min_distance:
+            break
+    return int(color[0]), int(color[1]), int(color[2])
+
+
+def sample_shape(rng: np.random.Generator, background: np.ndarray) -> Shape:
+    """One random object with its centre inside ``background`` (H, W, 3); log-uniform size."""
+    height, width = background.shape[:2]
+    label = int(rng.integers(len(CLASSES)))
+    low = MIN_SIZE[label]
+    high = max(low * 1.5, MAX_SIZE_FRACTION * min(height, width))
+    size = float(np.exp(rng.uniform(math.log(low), math.log(high))))
+    cx, cy = float(rng.uniform(0, width)), float(rng.uniform(0, height))
+    angle = float(rng.uniform(0, 2 * math.pi))
+    inner_ratio = float(rng.uniform(0.4, 0.7)) if label == RING else 0.0
+    color = _contrasting_color(rng, background[int(cy), int(cx)])
+    return Shape(label, (cx, cy), size, angle, color, inner_ratio)
+
+
+def sample_scene(rng: np.random.Generator, background: np.ndarray) -> List[Shape]:
+    """1 .. ``MAX_OBJECTS`` candidate objects, in painting order."""
+    return [sample_shape(rng, background) for _ in range(int(rng.integers(1, MAX_OBJECTS + 1)))]
+
+
+def _convex_polygon_mask(vertices: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pixels on the inner side of every edge of a convex polygon whose (N, 2) ``vertices`` are
+    ordered by increasing angle; ``x`` (1, W) and ``y`` (H, 1) are relative to its centre."""
+    inside = np.ones(np.broadcast_shapes(x.shape, y.shape), dtype=bool)
+    for (x0, y0), (x1, y1) in zip(vertices, np.roll(vertices, -1, axis=0)):
+        inside &= (x1 - x0) * (y - y0) - (y1 - y0) * (x - x0) >= 0
+    return inside
+
+
+def rasterize_shape(shape: Shape, height: int, width: int) -> np.ndarray:
+    """Boolean (H, W) mask of the pixels whose centre lies inside ``shape`` (no anti-aliasing,
+    so painted pixels carry exactly the object's colour). Only the shape's bounding window is
+    evaluated."""
+    cx, cy = shape.center
+    radius = shape.size * (math.sqrt(2) if shape.label == SQUARE else 1.0)  # circumradius
+    top, bottom = max(0, math.floor(cy - radius)), min(height, math.ceil(cy + radius) + 1)
+    left, right = max(0, math.floor(cx - radius)), min(width, math.ceil(cx + radius) + 1)
+    mask = np.zeros((height, width), dtype=bool)
+    if top >= bottom or left >= right:
+        return mask
+    x = np.arange(left, right)[None, :] + 0.5 - cx
+    y = np.arange(top, bottom)[:, None] + 0.5 - cy
+    if shape.label in (CIRCLE, RING):
+        squared = x * x + y * y
+        window = squared <= shape.size**2
+        if shape.label == RING:
+            window &= squared >= (shape.size * shape.inner_ratio)**2
+    else:
+        corners = 4 if shape.label == SQUARE else 3
+        angles = shape.angle + 2 * math.pi * np.arange(corners) / corners
+        vertices = radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        window = _convex_polygon_mask(vertices, x, y)
+    mask[top:bottom, left:right] = window
+    return mask
+
+
+def composite(background: np.ndarray, shapes: List[Shape],
+              min_area: int = MIN_VISIBLE_AREA,
+              min_visible_fraction: float = MIN_VISIBLE_FRACTION
+              ) -> Tuple[np.ndarray, List[Shape], List[np.ndarray]]:
+    """Paint ``shapes`` in order over ``background`` (H, W, 3) uint8, later ones on top.
+
+    A shape is skipped when fewer than ``min_area`` of its pixels fall inside the image, or when
+    painting it would leave an already painted shape with fewer than
+    ``max(min_area, min_visible_fraction * its in-image area)`` visible pixels. Returns the image,
+    the painted shapes and their visible (pairwise disjoint) boolean (H, W) masks.
+    """
+    height, width = background.shape[:2]
+    painted: List[Shape] = []
+    visible: List[np.ndarray] = []
+    required: List[float] = []
+    for shape in shapes:
+        mask = rasterize_shape(shape, height, width)
+        area = int(mask.sum())
+        if area < min_area:
+            continue
+        remaining = [earlier & ~mask for earlier in visible]
+        if any(rest.sum() < need for rest, need in zip(remaining, required)):
+            continue
+        painted.append(shape)
+        visible = remaining + [mask]
+        required.append(max(min_area, min_visible_fraction * area))
+    image = background.copy()
+    for shape, mask in zip(painted, visible):
+        image[mask] = shape.color
+    return image, painted, visible
+
+
+def generate_image(rng: np.random.Generator) -> Tuple[np.ndarray, List[Shape], List[np.ndarray]]:
+    """One image (H, W, 3) uint8 with at least one object, its objects and visible masks."""
+    height, width = sample_image_size(rng)
+    background = render_background(rng, height, width)
+    while True:
+        image, shapes, masks = composite(background, sample_scene(rng, background))
+        if shapes:
+            return image, shapes, masks
+
+
+def build_annotation(mask: np.ndarray, label: int, ann_id: int, image_id: int) -> dict:
+    """COCO instance annotation of a non-empty boolean (H, W) visible mask: compressed RLE
+    segmentation (counts as str), pixel-count area and the mask's tight xywh bbox."""
+    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return {
+        'id': ann_id,
+        'image_id': image_id,
+        'category_id': label + 1,
+        'segmentation': {'size': [int(s) for s in rle['size']],
+                         'counts': rle['counts'].decode('ascii')},
+        'area': int(mask.sum()),
+        'bbox': [float(cols[0]), float(rows[0]),
+                 float(cols[-1] - cols[0] + 1), float(rows[-1] - rows[0] + 1)],
+        'iscrowd': 0,
+    }
+
+
+def categories() -> List[dict]:
+    """COCO ``categories``: ids 1 .. 4 in ``CLASSES`` order."""
+    return [{'id': i + 1, 'name': name, 'supercategory': 'shape'} for i, name in enumerate(CLASSES)]
+
+
+def _write_png(image: np.ndarray, path: Path) -> None:
+    # Fixed encoder settings; Pillow writes no time chunk, so the bytes depend on pixels only.
+    Image.fromarray(image).save(path, format='PNG', compress_level=6, optimize=False)
+
+
+def _write_json(data: dict, path: Path) -> None:
+    path.write_text(json.dumps(data, sort_keys=True, separators=(',', ':')) + '\n',
+                    encoding='utf-8')
+
+
+def generate_split(out_dir: Path, split: str, num_images: int, seed: int) -> dict:
+    """Write ``out_dir/<split>/NNNNNN.png`` and ``out_dir/annotations/<split>.json``.
+
+    PNG files already in ``out_dir/<split>`` are deleted first, so a smaller regeneration leaves
+    no stale images behind. Returns the COCO dict that was written.
+    """
+    if split not in SPLITS:
+        raise ValueError(f'unknown split {split!r}; expected one of {SPLITS}')
+    if num_images < 0:
+        raise ValueError(f'number of {split} images must be >= 0, got {num_images}')
+    image_dir = Path(out_dir) / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    for stale in image_dir.glob('*.png'):
+        stale.unlink()
+    images, annotations = [], []
+    for index in range(num_images):
+        image, shapes, masks = generate_image(image_rng(seed, split, index))
+        image_id, file_name = index + 1, f'{index:06d}.png'
+        _write_png(image, image_dir / file_name)
+        images.append({'id': image_id, 'file_name': file_name,
+                       'height': image.shape[0], 'width': image.shape[1]})
+        for shape, mask in zip(shapes, masks):
+            annotations.append(build_annotation(mask, shape.label, len(annotations) + 1, image_id))
+    coco = {
+        'info': {'description': 'mmvidt synthetic shapes', 'version': '1.0',
+                 'split': split, 'seed': seed},
+        'licenses': [],
+        'images': images,
+        'annotations': annotations,
+        'categories': categories(),
+    }
+    ann_dir = Path(out_dir) / 'annotations'
+    ann_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(coco, ann_dir / f'{split}.json')
+    return coco
+
+
+def generate_dataset(out_dir: Path, num_train: int, num_val: int, seed: int) -> Dict[str, dict]:
+    """Generate both splits under ``out_dir``; returns ``{split: coco_dict}``."""
+    if seed < 0:
+        raise ValueError(f'seed must be a non-negative integer, got {seed}')
+    return {split: generate_split(Path(out_dir), split, count, seed)
+            for split, count in zip(SPLITS, (num_train, num_val))}
