@@ -1,11 +1,13 @@
 """mmvidt: ViDT / ViDT+ detectors and PiT / ReXNet backbones for the OpenMMLab stack.
 
-Importing ``mmvidt`` makes mmengine load checkpoints safely (see
-:mod:`mmvidt.utils.safe_checkpoint`).
+Importing ``mmvidt`` registers every module into mmdet's and mmpretrain's registries and makes
+mmengine load checkpoints safely (see :mod:`mmvidt.utils.safe_checkpoint`).
 """
 from .utils import install_safe_checkpoint_loader
-from .version import __version__
 
 install_safe_checkpoint_loader()
 
-__all__ = ["__version__"]
+from . import models  # noqa: E402,F401  (registration side effects)
+from .version import __version__  # noqa: E402
+
+__all__ = ['__version__']

@@ -1,0 +1,3 @@
+"""mmvidt backbones."""
+from .pit import PiT  # noqa: F401
+from .rexnet import ReXNet  # noqa: F401

@@ -1,0 +1,51 @@
+"""Convert an official PiT (naver-ai/pit) or timm PiT checkpoint to mmvidt's layout.
+
+    python tools/model_converters/pit2mmvidt.py pit_s_809.pth pit-s_in1k_mmvidt.pth --arch s
+
+The output ``{'state_dict': {'backbone.*', 'head.*'}}`` loads into the ``configs/pit`` classifiers
+and, with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``, into detectors.
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+from mmvidt.converters.checks import check_state_dict
+from mmvidt.converters.pit import convert_pit
+from mmvidt.converters.state_dict_utils import load_state_dict_file
+from mmvidt.models.backbones.pit import PiT
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', help='official or timm PiT checkpoint (.pth)')
+    parser.add_argument('dst', help='output file')
+    parser.add_argument('--arch',
+                        choices=sorted(PiT.arch_zoo),
+                        help='check the converted backbone keys and shapes against this PiT arch')
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    try:
+        converted = convert_pit(load_state_dict_file(args.src), source=args.src)
+        if args.arch:
+            # The distilled variants differ only by a second token (and head).
+            distilled = converted['backbone.cls_token'].shape[1] == 2
+            backbone = PiT(arch=args.arch, distilled=distilled)
+            expected = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+            backbone_keys = {k: v for k, v in converted.items() if k.startswith('backbone.')}
+            check_state_dict(backbone_keys, expected, args.src)
+    except (KeyError, ValueError) as exc:  # incl. StateDictMismatchError
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    meta = dict(converted_from=os.path.basename(args.src), converter='mmvidt.converters.pit')
+    torch.save({'state_dict': converted, 'meta': meta}, args.dst)
+    print(f'saved {len(converted)} tensors to {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Convert an official ReXNet / ReXNet-lite (clovaai/rexnet) or timm ReXNet checkpoint to mmvidt.
+
+    python tools/model_converters/rexnet2mmvidt.py rexnetv1_1.0.pth rexnet-1.0_in1k_mmvidt.pth \
+        --arch 1.0
+
+The output ``{'state_dict': {'backbone.*', 'head.*'}}`` loads into the ``configs/rexnet``
+classifiers and, with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``,
+into detectors.
+"""
+import argparse
+import os
+import sys
+
+import torch
+
+from mmvidt.converters.checks import check_state_dict
+from mmvidt.converters.rexnet import convert_rexnet
+from mmvidt.converters.state_dict_utils import load_state_dict_file
+from mmvidt.models.backbones.rexnet import ReXNet
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('src', help='official or timm ReXNet checkpoint (.pth)')
+    parser.add_argument('dst', help='output file')
+    parser.add_argument('--arch',
+                        choices=sorted(ReXNet.arch_zoo),
+                        help='check the converted backbone keys and shapes against this arch')
+    parser.add_argument('--depth-mult',
+                        type=float,
+                        default=1.0,
+                        help='depth multiplier of the checkpoint (1.0 for all releases)')
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    try:
+        converted = convert_rexnet(load_state_dict_file(args.src),
+                                   depth_mult=args.depth_mult,
+                                   source=args.src)
+        if args.arch:
+            arch = dict(ReXNet.arch_zoo[args.arch], depth_mult=args.depth_mult)
+            backbone = ReXNet(arch=arch)
+            expected = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+            backbone_keys = {k: v for k, v in converted.items() if k.startswith('backbone.')}
+            check_state_dict(backbone_keys, expected, args.src)
+    except (KeyError, ValueError) as exc:  # incl. StateDictMismatchError
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    meta = dict(converted_from=os.path.basename(args.src), converter='mmvidt.converters.rexnet')
+    torch.save({'state_dict': converted, 'meta': meta}, args.dst)
+    print(f'saved {len(converted)} tensors to {args.dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
