@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Reference outputs of the official implementations (see shared/fixtures/README.md).
@@ -22,6 +23,14 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _seed_everything():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_default_scope():
+    """Runners set mmengine's global default scope (e.g. 'mmdet'), which then redirects every
+    registry build; forget it after each test so that tests do not depend on their order."""
+    yield
+    DefaultScope._instance_dict.clear()
 
 
 @pytest.fixture(scope='session')
