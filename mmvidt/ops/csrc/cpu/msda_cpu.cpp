@@ -1,0 +1,262 @@
+// Multi-scale deformable attention on the CPU: forward and backward, parallelised with ATen's
+// OpenMP thread pool (at::parallel_for).
+//
+// Layouts (all contiguous): value (B, S, M, D); sampling_locations (B, Q, M, L, P, 2);
+// attention_weights (B, Q, M, L, P); output (B, Q, M * D). One "item" is a (b, q, m) triple:
+// its output row, locations and weights are contiguous, and row ``item`` of the output is the
+// D channels of head m.
+//
+// Precision: value / output / grad_output stay in their dtype (float64, float32, float16 or
+// bfloat16); locations and weights are used in, and every sum is accumulated in, the op-math type
+// (float64 for float64, float32 otherwise).
+//
+// Backward without races. grad_attention_weights and grad_sampling_locations of an item depend
+// on that item only, so pass 1 runs over items like the forward. grad_value is a scatter: two
+// queries can hit the same pixel. Pass 2 therefore splits grad_value into disjoint slices
+// (b, m, channel chunk of one cache line) and gives each slice to one task, which walks every
+// query of that (b, m) in order: no two tasks write the same element (nor the same cache line),
+// no atomics, no per-thread copies of grad_value, and the summation order is fixed, so the
+// backward is deterministic. The price is recomputing the bilinear corners once per chunk.
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../msda_common.h"
+
+namespace mmvidt {
+namespace msda {
+namespace {
+
+// (H_l, W_l) and the start of each level in S, on the host.
+struct Levels {
+  std::vector<int> height, width;
+  std::vector<int64_t> start;
+};
+
+Levels read_levels(const at::Tensor& spatial_shapes, int64_t num_value) {
+  const at::Tensor shapes = spatial_shapes.to(at::kCPU, at::kLong).contiguous();
+  const int64_t* data = shapes.data_ptr<int64_t>();
+  Levels levels;
+  int64_t start = 0;
+  for (int64_t l = 0; l < shapes.size(0); ++l) {
+    TORCH_CHECK(data[2 * l] > 0 && data[2 * l + 1] > 0, "msda: level ", l,
+                " has an empty shape (", data[2 * l], ", ", data[2 * l + 1], ")");
+    levels.height.push_back(static_cast<int>(data[2 * l]));
+    levels.width.push_back(static_cast<int>(data[2 * l + 1]));
+    levels.start.push_back(start);
+    start += data[2 * l] * data[2 * l + 1];
+  }
+  TORCH_CHECK(start == num_value, "msda: spatial_shapes cover ", start,
+              " positions but value has S=", num_value);
+  return levels;
+}
+
+// Work per parallel_for grain: about at::internal::GRAIN_SIZE multiply-adds.
+int64_t grain_for(int64_t work_per_item) {
+  return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, work_per_item));
+}
+
+template <typename scalar_t>
+void forward_kernel(const Sizes& s, const Levels& levels, const scalar_t* value,
+                    const at::opmath_type<scalar_t>* locations,
+                    const at::opmath_type<scalar_t>* weights, scalar_t* output) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t D = s.channels, L = s.num_levels, P = s.num_points;
+  const int64_t row_stride = s.num_heads * D;  // between consecutive positions in S
+  const int64_t num_items = s.batch * s.num_queries * s.num_heads;
+  at::parallel_for(0, num_items, grain_for(L * P * 4 * D), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> acc(D);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / (s.num_queries * s.num_heads), m = item % s.num_heads;
+      const acc_t* loc = locations + item * L * P * 2;
+      const acc_t* attn = weights + item * L * P;
+      std::fill(acc.begin(), acc.end(), acc_t(0));
+      for (int64_t l = 0; l < L; ++l) {
+        const scalar_t* level_value = value + (b * s.num_value + levels.start[l]) * row_stride +
+                                      m * D;
+        for (int64_t p = 0; p < P; ++p) {
+          const int64_t sample = l * P + p;
+          Corners<acc_t> c;
+          if (!bilinear_corners(loc[2 * sample], loc[2 * sample + 1], levels.height[l],
+                                levels.width[l], c)) {
+            continue;
+          }
+          for (int k = 0; k < 4; ++k) {
+            if (c.index[k] < 0) continue;
+            const acc_t w = attn[sample] * c.weight[k];
+            const scalar_t* v = level_value + c.index[k] * row_stride;
+            for (int64_t d = 0; d < D; ++d) acc[d] += w * static_cast<acc_t>(v[d]);
+          }
+        }
+      }
+      scalar_t* out = output + item * D;
+      for (int64_t d = 0; d < D; ++d) out[d] = static_cast<scalar_t>(acc[d]);
+    }
+  });
+}
+
+// Pass 1: gradients of the locations and weights, one item at a time.
+template <typename scalar_t>
+void backward_locations_weights(const Sizes& s, const Levels& levels, const scalar_t* value,
+                                const at::opmath_type<scalar_t>* locations,
+                                const at::opmath_type<scalar_t>* weights,
+                                const scalar_t* grad_output, at::opmath_type<scalar_t>* grad_loc,
+                                at::opmath_type<scalar_t>* grad_attn) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t D = s.channels, L = s.num_levels, P = s.num_points;
+  const int64_t row_stride = s.num_heads * D;
+  const int64_t num_items = s.batch * s.num_queries * s.num_heads;
+  at::parallel_for(0, num_items, grain_for(L * P * 4 * D), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> grad(D);
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t b = item / (s.num_queries * s.num_heads), m = item % s.num_heads;
+      const acc_t* loc = locations + item * L * P * 2;
+      const acc_t* attn = weights + item * L * P;
+      for (int64_t d = 0; d < D; ++d) grad[d] = static_cast<acc_t>(grad_output[item * D + d]);
+      for (int64_t l = 0; l < L; ++l) {
+        const scalar_t* level_value = value + (b * s.num_value + levels.start[l]) * row_stride +
+                                      m * D;
+        for (int64_t p = 0; p < P; ++p) {
+          const int64_t sample = l * P + p;
+          acc_t d_attn = 0, d_x = 0, d_y = 0;
+          Corners<acc_t> c;
+          if (bilinear_corners(loc[2 * sample], loc[2 * sample + 1], levels.height[l],
+                               levels.width[l], c)) {
+            for (int k = 0; k < 4; ++k) {
+              if (c.index[k] < 0) continue;
+              const scalar_t* v = level_value + c.index[k] * row_stride;
+              acc_t dot = 0;  // <grad_output, neighbour value>
+              for (int64_t d = 0; d < D; ++d) dot += grad[d] * static_cast<acc_t>(v[d]);
+              d_attn += c.weight[k] * dot;
+              d_x += c.dweight_dx[k] * dot;
+              d_y += c.dweight_dy[k] * dot;
+            }
+          }
+          grad_attn[item * L * P + sample] = d_attn;
+          // x = loc_x * W - 0.5, so d/d loc_x = W * d/dx.
+          grad_loc[(item * L * P + sample) * 2] = attn[sample] * levels.width[l] * d_x;
+          grad_loc[(item * L * P + sample) * 2 + 1] = attn[sample] * levels.height[l] * d_y;
+        }
+      }
+    }
+  });
+}
+
+// Pass 2: grad_value, each task owning the slice (b, :, m, chunk) of it (see the file comment).
+template <typename scalar_t>
+void backward_value(const Sizes& s, const Levels& levels,
+                    const at::opmath_type<scalar_t>* locations,
+                    const at::opmath_type<scalar_t>* weights, const scalar_t* grad_output,
+                    at::opmath_type<scalar_t>* grad_value) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t D = s.channels, L = s.num_levels, P = s.num_points, M = s.num_heads;
+  const int64_t row_stride = M * D;
+  const int64_t chunk = std::min<int64_t>(D, 64 / sizeof(acc_t));  // one cache line
+  const int64_t num_chunks = (D + chunk - 1) / chunk;
+  const int64_t num_tasks = s.batch * M * num_chunks;
+  const int64_t work_per_task = s.num_queries * L * P * 4 * chunk;
+  at::parallel_for(0, num_tasks, grain_for(work_per_task), [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / (M * num_chunks), m = (task / num_chunks) % M;
+      const int64_t c0 = (task % num_chunks) * chunk, c1 = std::min(D, c0 + chunk);
+      for (int64_t q = 0; q < s.num_queries; ++q) {
+        const int64_t item = (b * s.num_queries + q) * M + m;
+        const acc_t* loc = locations + item * L * P * 2;
+        const acc_t* attn = weights + item * L * P;
+        const scalar_t* grad = grad_output + item * D;
+        for (int64_t l = 0; l < L; ++l) {
+          acc_t* level_grad = grad_value + (b * s.num_value + levels.start[l]) * row_stride +
+                              m * D;
+          for (int64_t p = 0; p < P; ++p) {
+            const int64_t sample = l * P + p;
+            Corners<acc_t> c;
+            if (!bilinear_corners(loc[2 * sample], loc[2 * sample + 1], levels.height[l],
+                                  levels.width[l], c)) {
+              continue;
+            }
+            for (int k = 0; k < 4; ++k) {
+              if (c.index[k] < 0) continue;
+              const acc_t w = attn[sample] * c.weight[k];
+              acc_t* gv = level_grad + c.index[k] * row_stride;
+              for (int64_t d = c0; d < c1; ++d) gv[d] += w * static_cast<acc_t>(grad[d]);
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// check_inputs has already put every tensor on value's device.
+void check_cpu(const at::Tensor& value) {
+  TORCH_CHECK(value.device().is_cpu(), "msda_cpu: tensors must be on the CPU, got ",
+              value.device());
+}
+
+at::Tensor msda_forward(const at::Tensor& value, const at::Tensor& spatial_shapes,
+                        const at::Tensor& sampling_locations,
+                        const at::Tensor& attention_weights) {
+  const Sizes s = check_inputs(value, spatial_shapes, sampling_locations, attention_weights);
+  check_cpu(value);
+  const Levels levels = read_levels(spatial_shapes, s.num_value);
+  const at::ScalarType acc_type = at::toOpMathType(value.scalar_type());
+  const at::Tensor value_c = value.contiguous();
+  const at::Tensor loc = sampling_locations.to(acc_type).contiguous();
+  const at::Tensor attn = attention_weights.to(acc_type).contiguous();
+  at::Tensor output = at::empty({s.batch, s.num_queries, s.num_heads * s.channels},
+                                value.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, value.scalar_type(),
+                                  "msda_forward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    forward_kernel<scalar_t>(s, levels, value_c.data_ptr<scalar_t>(), loc.data_ptr<acc_t>(),
+                             attn.data_ptr<acc_t>(), output.data_ptr<scalar_t>());
+  });
+  return output;
+}
+
+// Returns (grad_value in value's dtype, grad_sampling_locations and grad_attention_weights in
+// the op-math type; the Python wrapper casts those back to the inputs' dtypes).
+std::vector<at::Tensor> msda_backward(const at::Tensor& value, const at::Tensor& spatial_shapes,
+                                      const at::Tensor& sampling_locations,
+                                      const at::Tensor& attention_weights,
+                                      const at::Tensor& grad_output) {
+  const Sizes s = check_inputs(value, spatial_shapes, sampling_locations, attention_weights);
+  check_cpu(value);
+  TORCH_CHECK(grad_output.numel() == s.batch * s.num_queries * s.num_heads * s.channels,
+              "msda_cpu: grad_output must be (B, Q, M * D), got ", grad_output.sizes());
+  const Levels levels = read_levels(spatial_shapes, s.num_value);
+  const at::ScalarType acc_type = at::toOpMathType(value.scalar_type());
+  const at::Tensor value_c = value.contiguous();
+  const at::Tensor loc = sampling_locations.to(acc_type).contiguous();
+  const at::Tensor attn = attention_weights.to(acc_type).contiguous();
+  const at::Tensor grad_out = grad_output.to(value.scalar_type()).contiguous();
+  at::Tensor grad_value = at::zeros(value.sizes(), value.options().dtype(acc_type));
+  at::Tensor grad_loc = at::empty(loc.sizes(), loc.options());
+  at::Tensor grad_attn = at::empty(attn.sizes(), attn.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, value.scalar_type(),
+                                  "msda_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    backward_locations_weights<scalar_t>(s, levels, value_c.data_ptr<scalar_t>(),
+                                         loc.data_ptr<acc_t>(), attn.data_ptr<acc_t>(),
+                                         grad_out.data_ptr<scalar_t>(), grad_loc.data_ptr<acc_t>(),
+                                         grad_attn.data_ptr<acc_t>());
+    backward_value<scalar_t>(s, levels, loc.data_ptr<acc_t>(), attn.data_ptr<acc_t>(),
+                             grad_out.data_ptr<scalar_t>(), grad_value.data_ptr<acc_t>());
+  });
+  return {grad_value.to(value.scalar_type()), grad_loc, grad_attn};
+}
+
+}  // namespace
+}  // namespace msda
+}  // namespace mmvidt
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "mmvidt multi-scale deformable attention, CPU kernels";
+  m.def("msda_forward", &mmvidt::msda::msda_forward,
+        "MSDA forward: (value, spatial_shapes, sampling_locations, attention_weights) -> output");
+  m.def("msda_backward", &mmvidt::msda::msda_backward,
+        "MSDA backward: (..., grad_output) -> [grad_value, grad_locations, grad_weights]");
+}
