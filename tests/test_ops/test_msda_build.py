@@ -106,12 +106,12 @@ def test_cpu_sources_jit_build(tmp_path):
     torch.testing.assert_close(out, expected)
 
 
-@pytest.mark.slow
 def test_cuda_sources_compile_and_link(tmp_path, monkeypatch):
-    """The CUDA kernels compile, link and import without a GPU (run explicitly: minutes).
+    """The CUDA kernels compile, link and import without a GPU (about two minutes; part of the
+    default run so that CI proves the CUDA sources build).
 
     Needs nvcc (CUDA_HOME, default /usr/local/cuda); builds for TORCH_CUDA_ARCH_LIST, default
-    "8.0;9.0" when no GPU is visible.
+    "9.0" (one architecture keeps it short) when no GPU is visible.
     """
     cuda_home = os.environ.get('CUDA_HOME', '/usr/local/cuda')
     if shutil.which('nvcc', path=osp.join(cuda_home, 'bin')) is None:
@@ -120,7 +120,7 @@ def test_cuda_sources_compile_and_link(tmp_path, monkeypatch):
     import torch.utils.cpp_extension as cpp_extension
     monkeypatch.setattr(cpp_extension, 'CUDA_HOME', cuda_home)
     if not torch.cuda.is_available() and not os.environ.get('TORCH_CUDA_ARCH_LIST'):
-        monkeypatch.setenv('TORCH_CUDA_ARCH_LIST', '8.0;9.0')
+        monkeypatch.setenv('TORCH_CUDA_ARCH_LIST', '9.0')
     kernels = msda_build.load_msda_extension('cuda', build_directory=str(tmp_path))
     assert callable(kernels.msda_forward) and callable(kernels.msda_backward)
     value, shapes, _, locations, weights = make_inputs([(4, 5)])
