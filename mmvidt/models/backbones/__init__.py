@@ -1,3 +1,4 @@
 """mmvidt backbones."""
 from .pit import PiT  # noqa: F401
 from .rexnet import ReXNet  # noqa: F401
+from .swin_ram import SwinRAM  # noqa: F401
