@@ -7,7 +7,7 @@ from .utils import install_safe_checkpoint_loader
 
 install_safe_checkpoint_loader()
 
-from . import models, ops  # noqa: E402,F401  (registration side effects)
+from . import datasets, engine, models, ops  # noqa: E402,F401  (registration side effects)
 from .version import __version__  # noqa: E402
 
 __all__ = ['__version__']
