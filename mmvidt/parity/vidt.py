@@ -60,7 +60,10 @@ def swin_ram_parity_outputs(backbone: SwinRAM, outputs: SwinRAMOutputs) -> Dict[
 
 @register_parity_handler(accepts=is_vidt_swin_fixture)
 def vidt_swin_handler(fixture: dict) -> Dict[str, Tensor]:
-    """Backbone outputs of a ViDT fixture (everything else is left to later handlers' parts)."""
+    """Results of a ViDT fixture: the whole detector where mmvidt builds it, else the backbone."""
+    from .vidt_detector import uses_only_vidt_detector, vidt_detector_outputs
+    if uses_only_vidt_detector(fixture['meta']['args']):
+        return vidt_detector_outputs(fixture)
     backbone = build_swin_ram_from_fixture(fixture)
     inputs = fixture['inputs']
     with torch.no_grad():

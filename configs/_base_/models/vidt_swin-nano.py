@@ -1,0 +1,59 @@
+# ViDT with Swin-nano (VIDT.md §1-§3, §5): 100 [DET] tokens, 6 decoder layers, iterative box
+# refinement, auxiliary losses at every level; the 91 official logits (COCO category ids).
+# Needs custom_imports=dict(imports=['mmvidt']) (set by ../datasets/coco_detection_vidt.py).
+# official checkpoints keep parameters no forward uses (VIDT.md §12.10): DDP must tolerate them
+find_unused_parameters = True
+
+# mmdet label -> official logit column (raw COCO category id); the head keeps the official
+# 91 logits so converted official checkpoints evaluate exactly like the original.
+coco_category_ids = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
+    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54,
+    55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81,
+    82, 84, 85, 86, 87, 88, 89, 90
+]
+model = dict(
+    type='ViDT',
+    with_box_refine=True,
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=1),
+    backbone=dict(
+        type='SwinRAM',
+        arch='nano',
+        det_token_num=100,
+        pos_dim=256,
+        cross_indices=(3, ),
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/naver-ai/vidt/releases/download/v0.1-swin/'
+            'swin_nano_patch4_window7_224.pth')),
+    neck=dict(
+        type='ViDTNeck',
+        embed_dims=256,
+        decoder=dict(
+            num_layers=6,
+            layer_cfg=dict(num_heads=8, num_points=4, feedforward_channels=1024,
+                           dropout=0.1))),
+    bbox_head=dict(
+        type='ViDTHead',
+        num_classes=91,
+        class_logit_indices=coco_category_ids,
+        embed_dims=256,
+        with_aux_loss=True,
+        sync_cls_avg_factor=True,
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
+        loss_bbox=dict(type='L1Loss', loss_weight=5.0),
+        loss_iou=dict(type='GIoULoss', loss_weight=2.0)),
+    train_cfg=dict(
+        assigner=dict(
+            type='HungarianAssigner',
+            match_costs=[
+                dict(type='FocalLossCost', weight=2.0, eps=1e-8),
+                dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
+                dict(type='IoUCost', iou_mode='giou', weight=2.0)
+            ])),
+    test_cfg=dict(max_per_img=100))

@@ -1,0 +1,2 @@
+"""mmvidt dense heads."""
+from .vidt_head import ViDTHead  # noqa: F401

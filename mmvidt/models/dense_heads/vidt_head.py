@@ -1,0 +1,122 @@
+"""ViDT's detection head: per-level class / box branches, Hungarian losses, top-k decoding."""
+from typing import Dict, List, Optional, Sequence
+
+import torch
+from mmdet.models.dense_heads import DeformableDETRHead
+from mmdet.registry import MODELS
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.utils import InstanceList, OptInstanceList
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+
+@MODELS.register_module()
+class ViDTHead(DeformableDETRHead):
+    """Head of ViDT (VIDT.md §3, §5, §7), built on mmdet's Deformable-DETR head.
+
+    What mmdet's head already does identically is reused: per-level class / box branches
+    (box deltas added to the inverse-sigmoid reference), Hungarian matching through the
+    configured assigner, sigmoid focal / L1 / GIoU losses normalised by the number of boxes,
+    and auxiliary losses for every level (level 0 being the backbone's [DET] tokens).
+
+    ViDT specifics:
+
+    * ``num_pred_layer`` = decoder layers + 1 (the detector sets it).
+    * ``class_logit_indices``: the logit column of each dataset label. Official checkpoints
+      have 91 logits indexed by raw COCO category id; with
+      ``class_logit_indices=[1, 2, ..., 90]`` (the 80 COCO ids) an mmdet 80-class dataset
+      trains and evaluates exactly like the official model: top-k runs over all logit columns,
+      and detections in columns that are no dataset class are dropped afterwards (what
+      COCOeval does with unknown category ids). ``None``: one logit per dataset class.
+    * Decoding replaces mmdet's: boxes are scaled straight to the original image size and are
+      not clipped, as in the official post-processor (clipping changes COCO AP slightly).
+
+    Args:
+        num_classes: number of class logits.
+        class_logit_indices: optional logit column per dataset label (see above).
+        with_aux_loss: supervise every level (official ``--aux_loss``); else the last only.
+    """
+
+    def __init__(self,
+                 *args,
+                 num_classes: int,
+                 class_logit_indices: Optional[Sequence[int]] = None,
+                 with_aux_loss: bool = True,
+                 **kwargs) -> None:
+        super().__init__(*args, num_classes=num_classes, **kwargs)
+        self.with_aux_loss = with_aux_loss
+        if not self.loss_cls.use_sigmoid:
+            raise ValueError('ViDTHead needs a sigmoid classification loss (focal loss)')
+        label_to_logit = torch.arange(num_classes)
+        if class_logit_indices is not None:
+            label_to_logit = torch.as_tensor(list(class_logit_indices), dtype=torch.long)
+            if label_to_logit.unique().numel() != len(label_to_logit) or (
+                    label_to_logit.min() < 0 or label_to_logit.max() >= num_classes):
+                raise ValueError('class_logit_indices must be distinct logit columns in '
+                                 f'[0, {num_classes}), got {list(class_logit_indices)}')
+        logit_to_label = torch.full((num_classes, ), -1, dtype=torch.long)
+        logit_to_label[label_to_logit] = torch.arange(len(label_to_logit))
+        self.register_buffer('label_to_logit', label_to_logit, persistent=False)
+        self.register_buffer('logit_to_label', logit_to_label, persistent=False)
+
+    def _labels_to_logits(self, batch_gt_instances: InstanceList) -> InstanceList:
+        mapped = []
+        for gt_instances in batch_gt_instances:
+            gt_instances = gt_instances.clone()
+            gt_instances.labels = self.label_to_logit[gt_instances.labels]
+            mapped.append(gt_instances)
+        return mapped
+
+    def loss_by_feat(self,
+                     all_layers_cls_scores: Tensor,
+                     all_layers_bbox_preds: Tensor,
+                     enc_cls_scores: Optional[Tensor],
+                     enc_bbox_preds: Optional[Tensor],
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None) -> Dict[str, Tensor]:
+        """mmdet's losses, with dataset labels mapped to logit columns first.
+
+        Args:
+            all_layers_cls_scores: (num_pred_layer, B, N, num_classes) logits.
+            all_layers_bbox_preds: (num_pred_layer, B, N, 4) normalised cxcywh boxes.
+        """
+        if not self.with_aux_loss:
+            all_layers_cls_scores = all_layers_cls_scores[-1:]
+            all_layers_bbox_preds = all_layers_bbox_preds[-1:]
+        return super().loss_by_feat(all_layers_cls_scores, all_layers_bbox_preds,
+                                    enc_cls_scores, enc_bbox_preds,
+                                    self._labels_to_logits(batch_gt_instances), batch_img_metas,
+                                    batch_gt_instances_ignore)
+
+    def _predict_by_feat_single(self,
+                                cls_score: Tensor,
+                                bbox_pred: Tensor,
+                                img_meta: dict,
+                                rescale: bool = True) -> InstanceData:
+        """Top-k over all (query, logit) pairs of one image, no NMS.
+
+        Args:
+            cls_score: (N, num_classes) logits of the last level.
+            bbox_pred: (N, 4) normalised cxcywh boxes.
+            img_meta: needs ``img_shape`` (and ``ori_shape`` when ``rescale``).
+            rescale: boxes in original image pixels (else in network-input pixels).
+
+        Returns:
+            ``InstanceData`` with ``scores`` (K,), ``labels`` (K,) dataset labels and
+            ``bboxes`` (K, 4) xyxy, K <= ``test_cfg.max_per_img``.
+        """
+        num_logits = cls_score.shape[-1]
+        max_per_img = min(self.test_cfg.get('max_per_img', 100), cls_score.numel())
+        scores, indexes = cls_score.sigmoid().flatten().topk(max_per_img)
+        queries = torch.div(indexes, num_logits, rounding_mode='floor')
+        labels = self.logit_to_label[indexes % num_logits]
+        height, width = img_meta['ori_shape'] if rescale else img_meta['img_shape']
+        bboxes = bbox_cxcywh_to_xyxy(bbox_pred[queries]) * bbox_pred.new_tensor(
+            [width, height, width, height])
+        keep = labels >= 0
+        results = InstanceData()
+        results.bboxes = bboxes[keep]
+        results.scores = scores[keep]
+        results.labels = labels[keep]
+        return results

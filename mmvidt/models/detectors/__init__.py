@@ -1,0 +1,2 @@
+"""mmvidt detectors."""
+from .vidt import ViDT  # noqa: F401

@@ -1,0 +1,2 @@
+"""mmvidt necks."""
+from .vidt_neck import ViDTNeck  # noqa: F401

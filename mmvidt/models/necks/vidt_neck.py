@@ -1,0 +1,155 @@
+"""ViDT's encoder-free neck: projections of the backbone outputs and the deformable decoder."""
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from mmengine.model import BaseModule, ModuleList
+from torch import Tensor, nn
+
+from mmvidt.ops import msda_level_start_index
+from ..layers.vidt_decoder import ViDTDecoder
+
+
+class ViDTNeckOutput(NamedTuple):
+    """What the neck hands to the head (and to distillation / token labelling).
+
+    hidden_states: (num_layers + 1, B, N, d) decoder states, level 0 = projected [DET] tokens.
+    references: num_layers + 1 references, see :meth:`ViDTDecoder.forward`.
+    memory: list of L projected patch maps (B, d, H_l, W_l), in decoder level order.
+    memory_masks: list of L padding masks (B, H_l, W_l), True at padding.
+    """
+    hidden_states: Tensor
+    references: List[Tensor]
+    memory: List[Tensor]
+    memory_masks: List[Tensor]
+
+
+def conv1x1_gn(in_channels: int, out_channels: int, num_groups: int = 32) -> nn.Sequential:
+    """1x1 convolution + GroupNorm, the projection used for patch maps and [DET] tokens."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1), nn.GroupNorm(num_groups,
+                                                                               out_channels))
+
+
+def valid_ratios_of(mask: Tensor) -> Tensor:
+    """(B, H, W) padding mask -> (B, 2) fraction of valid (w, h), read off row 0 / column 0."""
+    _, height, width = mask.shape
+    valid_h = (~mask[:, :, 0]).sum(1).float() / height
+    valid_w = (~mask[:, 0, :]).sum(1).float() / width
+    return torch.stack([valid_w, valid_h], -1)
+
+
+@MODELS.register_module()
+class ViDTNeck(BaseModule):
+    """The neck of ViDT (VIDT.md §2): no encoder, [DET] tokens query the patch maps directly.
+
+    * every patch map ``F_l`` -> 1x1 conv + GroupNorm to ``embed_dims`` (``input_proj``);
+    * [DET] tokens ``T`` (B, C_T, N) -> 1x1 conv + GN (``tgt_proj``) = decoder queries, whose
+      GroupNorm statistics span all N tokens of an image (official behaviour);
+    * the det positional embedding ``E`` (1, C_E, N) -> 1x1 conv + GN (``query_pos_proj``) =
+      query positions, and a linear layer + sigmoid on them = input-independent initial
+      reference points (``reference_points``);
+    * a :class:`ViDTDecoder` over the flattened maps.
+
+    Args:
+        in_channels: channels of the backbone patch maps (strides 8, 16, 32, 64).
+        det_token_channels: channels C_T of the [DET] tokens (C_3 of the backbone).
+        det_pos_channels: channels C_E of the det positional embedding.
+        embed_dims: neck width d.
+        decoder: kwargs of :class:`ViDTDecoder` (``num_layers``, ``layer_cfg``).
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int] = (192, 384, 768, 256),
+                 det_token_channels: int = 768,
+                 det_pos_channels: int = 256,
+                 embed_dims: int = 256,
+                 decoder: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg)
+        self.in_channels = list(in_channels)
+        self.embed_dims = embed_dims
+        self.input_proj = ModuleList([conv1x1_gn(c, embed_dims) for c in self.in_channels])
+        self.tgt_proj = conv1x1_gn(det_token_channels, embed_dims)
+        self.query_pos_proj = conv1x1_gn(det_pos_channels, embed_dims)
+        self.reference_points = nn.Linear(embed_dims, 2)
+        decoder = dict(decoder or {})
+        layer_cfg = dict(decoder.pop('layer_cfg', {}))
+        layer_cfg.setdefault('embed_dims', embed_dims)
+        layer_cfg.setdefault('num_levels', len(self.in_channels))
+        self.decoder = ViDTDecoder(layer_cfg=layer_cfg, **decoder)
+        self._init_projections()
+
+    @property
+    def num_layers(self) -> int:
+        return self.decoder.num_layers
+
+    def _init_projections(self) -> None:
+        """Official init: xavier-uniform for every matrix outside the deformable attention,
+        zero bias for the patch-map projections (the MSDA layers keep their own init)."""
+        for name, param in self.named_parameters():
+            if param.dim() > 1 and '.cross_attn.' not in name:
+                nn.init.xavier_uniform_(param)
+        for proj in self.input_proj:
+            nn.init.zeros_(proj[0].bias)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        self._init_projections()
+
+    def project_memory(self, feats: Sequence[Tensor],
+                       img_mask: Tensor) -> Tuple[List[Tensor], List[Tensor]]:
+        """Project the patch maps and resize the image padding mask to each of them.
+
+        Args:
+            feats: L maps (B, C_l, H_l, W_l).
+            img_mask: (B, H, W) bool, True at padding, at the padded input resolution.
+
+        Returns:
+            L maps (B, d, H_l, W_l) and L masks (B, H_l, W_l).
+        """
+        if len(feats) != len(self.input_proj):
+            raise ValueError(f'ViDTNeck expects {len(self.input_proj)} feature maps, got '
+                             f'{len(feats)}')
+        memory = [proj(feat) for proj, feat in zip(self.input_proj, feats)]
+        masks = [
+            F.interpolate(img_mask[None].float(), size=feat.shape[-2:])[0].bool() for feat in feats
+        ]
+        return memory, masks
+
+    def project_queries(self, det_tokens: Tensor, det_pos: Tensor) -> Tuple[Tensor, Tensor]:
+        """(B, C_T, N) tokens and (1, C_E, N) positions -> (B, N, d) queries and (1, N, d)."""
+        query = self.tgt_proj(det_tokens.unsqueeze(-1)).squeeze(-1).transpose(1, 2)
+        query_pos = self.query_pos_proj(det_pos.unsqueeze(-1)).squeeze(-1).transpose(1, 2)
+        return query, query_pos
+
+    def forward(self,
+                feats: Sequence[Tensor],
+                det_tokens: Tensor,
+                det_pos: Tensor,
+                img_mask: Tensor,
+                reg_branches: Optional[nn.ModuleList] = None) -> ViDTNeckOutput:
+        """
+        Args:
+            feats: backbone patch maps (B, C_l, H_l, W_l), strides 8/16/32/64.
+            det_tokens: (B, C_T, N) [DET] tokens of the last backbone stage.
+            det_pos: (1, C_E, N) det positional embedding.
+            img_mask: (B, H, W) bool padding mask of the batch input.
+            reg_branches: the head's box branches for iterative refinement, or None.
+        """
+        memory, masks = self.project_memory(feats, img_mask)
+        query, query_pos = self.project_queries(det_tokens, det_pos)
+        batch = query.shape[0]
+        query_pos = query_pos.expand(batch, -1, -1)
+        reference_points = self.reference_points(query_pos).sigmoid()
+
+        spatial_shapes = torch.tensor([m.shape[-2:] for m in memory], dtype=torch.long,
+                                      device=query.device)
+        level_start_index = msda_level_start_index(spatial_shapes)
+        flat_memory = torch.cat([m.flatten(2).transpose(1, 2) for m in memory], 1)
+        flat_mask = torch.cat([m.flatten(1) for m in masks], 1)
+        valid_ratios = torch.stack([valid_ratios_of(m) for m in masks], 1)
+        hidden_states, references = self.decoder(query, query_pos, reference_points, flat_memory,
+                                                  spatial_shapes, level_start_index, valid_ratios,
+                                                  flat_mask, reg_branches)
+        return ViDTNeckOutput(hidden_states, references, memory, masks)

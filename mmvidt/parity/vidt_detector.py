@@ -1,0 +1,227 @@
+"""Parity of the whole ViDT detector (neck, heads, post-processing, losses, matching).
+
+Builds the mmvidt ``ViDT`` equivalent of a fixture's official model from ``meta.args``, loads the
+converted official state dict strictly and reproduces, under the fixture's key paths, every
+recorded result of the detector. The backbone part is :mod:`.vidt`'s.
+"""
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Tuple
+
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmengine.structures import InstanceData
+from torch import Tensor
+
+from mmvidt.converters.checks import check_state_dict
+from mmvidt.converters.vidt_detector import convert_vidt_detector, vidt_model_from_official_args
+from mmvidt.models.detectors.vidt import ViDT
+from mmvidt.models.layers.vidt_decoder import refine_reference
+from .vidt import swin_ram_parity_outputs
+
+INTERMEDIATE = 'outputs.intermediate'
+#: mmdet loss name -> official loss name.
+OFFICIAL_LOSS_NAMES = {'loss_cls': 'loss_ce', 'loss_bbox': 'loss_bbox', 'loss_iou': 'loss_giou'}
+
+
+def build_vidt_from_fixture(fixture: dict) -> ViDT:
+    """The fixture's official ViDT as an mmvidt ``ViDT``, strictly loaded, in eval mode.
+
+    The head keeps one logit per official column (labels = raw COCO category ids), which is
+    how the official post-processor reports them.
+    """
+    meta = fixture['meta']
+    cfg = vidt_model_from_official_args(meta['args'], meta.get('backbone_override'),
+                                        class_logit_indices=None)
+    model = MODELS.build(cfg)
+    state = convert_vidt_detector(fixture['state_dict'])
+    check_state_dict(state, model.state_dict(), 'converted official ViDT state dict')
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+@contextmanager
+def record_msda_inputs(model: ViDT) -> Iterator[List[Tuple[Tensor, ...]]]:
+    """Collect the positional inputs of every decoder layer's deformable attention."""
+    calls: List[Tuple[Tensor, ...]] = []
+    handles = [
+        layer.cross_attn.register_forward_pre_hook(lambda _m, args: calls.append(args))
+        for layer in model.neck.decoder.layers
+    ]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def image_metas(fixture: dict) -> List[dict]:
+    """mmdet image metas of the fixture batch: unpadded and original sizes."""
+    inputs = fixture['inputs']
+    batch_shape = tuple(inputs['images'].shape[-2:])
+    return [
+        dict(img_shape=tuple(size.tolist()), ori_shape=tuple(orig.tolist()),
+             batch_input_shape=batch_shape, pad_shape=batch_shape)
+        for size, orig in zip(inputs['image_sizes'], inputs['orig_sizes'])
+    ]
+
+
+def gt_instances(fixture: dict, metas: List[dict]) -> List[InstanceData]:
+    """Official targets (normalised cxcywh, raw COCO ids) as mmdet ground-truth instances."""
+    instances = []
+    for target, meta in zip(fixture['targets'], metas):
+        height, width = meta['img_shape']
+        scale = target['boxes'].new_tensor([width, height, width, height])
+        instances.append(
+            InstanceData(bboxes=bbox_cxcywh_to_xyxy(target['boxes']) * scale,
+                         labels=target['labels']))
+    return instances
+
+
+def official_loss_name(mmdet_name: str, num_levels: int) -> str:
+    """``'d2.loss_cls'`` -> ``'loss_ce_2'``; ``'loss_iou'`` -> ``'loss_giou'``."""
+    level, _, name = mmdet_name.rpartition('.')
+    official = OFFICIAL_LOSS_NAMES[name]
+    return f'{official}_{level[1:]}' if level else official
+
+
+def matching_outputs(model: ViDT, cls_scores: Tensor, bbox_preds: Tensor,
+                     gts: List[InstanceData], metas: List[dict]) -> Dict[str, Tensor]:
+    """Hungarian assignment of every supervised level, as ``losses.matching`` key paths."""
+    head = model.bbox_head
+    num_levels = cls_scores.shape[0]
+    levels = range(num_levels) if head.with_aux_loss else [num_levels - 1]
+    produced = {}
+    for level in levels:
+        name = 'final' if level == num_levels - 1 else f'aux_{level}'
+        for index, (gt, meta) in enumerate(zip(gts, metas)):
+            height, width = meta['img_shape']
+            scale = bbox_preds.new_tensor([width, height, width, height])
+            preds = InstanceData(scores=cls_scores[level, index],
+                                 bboxes=bbox_cxcywh_to_xyxy(bbox_preds[level, index]) * scale)
+            gt_inds = head.assigner.assign(preds, gt, meta).gt_inds
+            pred_idx = torch.nonzero(gt_inds > 0).flatten()
+            produced[f'losses.matching.{name}.{index}.pred_idx'] = pred_idx
+            produced[f'losses.matching.{name}.{index}.tgt_idx'] = gt_inds[pred_idx] - 1
+    return produced
+
+
+def logging_terms(cls_scores: Tensor, gts: List[InstanceData], produced: dict,
+                  level_name: str, suffix: str) -> Dict[str, Tensor]:
+    """Official log-only terms of one level: ``class_error`` (final level only) and
+    ``cardinality_error`` (predictions whose arg-max is not the last logit vs. #targets)."""
+    terms = {}
+    non_empty = (cls_scores.argmax(-1) != cls_scores.shape[-1] - 1).sum(1).float()
+    counts = torch.tensor([len(gt) for gt in gts], dtype=torch.float)
+    terms[f'cardinality_error{suffix}'] = (non_empty - counts).abs().mean()
+    if not suffix:
+        correct, total = 0, 0
+        for index, gt in enumerate(gts):
+            pred_idx = produced[f'losses.matching.{level_name}.{index}.pred_idx']
+            tgt_idx = produced[f'losses.matching.{level_name}.{index}.tgt_idx']
+            correct += (cls_scores[index, pred_idx].argmax(-1) == gt.labels[tgt_idx]).sum()
+            total += len(pred_idx)
+        terms['class_error'] = 100 - 100 * torch.as_tensor(correct, dtype=torch.float) / max(
+            total, 1)
+    return terms
+
+
+def loss_outputs(model: ViDT, fixture: dict, cls_scores: Tensor,
+                 bbox_preds: Tensor) -> Dict[str, Tensor]:
+    """Every ``losses.*`` entry: unweighted / weighted terms, total, matching."""
+    head = model.bbox_head
+    metas = image_metas(fixture)
+    gts = gt_instances(fixture, metas)
+    losses = head.loss_by_feat(cls_scores, bbox_preds, None, None, gts, metas)
+    weights = {'loss_cls': head.loss_cls.loss_weight, 'loss_bbox': head.loss_bbox.loss_weight,
+               'loss_iou': head.loss_iou.loss_weight}
+    produced = matching_outputs(model, cls_scores, bbox_preds, gts, metas)
+    unweighted, weighted = {}, {}
+    for name, value in losses.items():
+        value = value.reshape(())  # the synced focal-loss normaliser makes it (1,)
+        official = official_loss_name(name, cls_scores.shape[0])
+        unweighted[official] = value / weights[name.rpartition('.')[2]]
+        weighted[official] = value
+    num_levels = cls_scores.shape[0]
+    levels = range(num_levels) if head.with_aux_loss else [num_levels - 1]
+    for level in levels:
+        suffix = '' if level == num_levels - 1 else f'_{level}'
+        unweighted.update(
+            logging_terms(cls_scores[level], gts, produced, 'final' if not suffix else '',
+                          suffix))
+    produced.update({f'losses.unweighted.{k}': v for k, v in unweighted.items()})
+    produced.update({f'losses.weighted.{k}': v for k, v in weighted.items()})
+    if set(fixture['losses']['unweighted']) <= set(unweighted):
+        # the total is comparable only when no recorded term is missing (e.g. distillation)
+        produced['losses.total_weighted'] = sum(weighted.values())
+    return produced
+
+
+def postprocess_outputs(model: ViDT, fixture: dict) -> Dict[str, Tensor]:
+    """Our top-k decoding run on the *official* final outputs (see fixtures README, check (a))."""
+    outputs = fixture['outputs']
+    produced = {}
+    for index, meta in enumerate(image_metas(fixture)):
+        result = model.bbox_head._predict_by_feat_single(outputs['pred_logits'][index],
+                                                         outputs['pred_boxes'][index], meta,
+                                                         rescale=True)
+        for field, value in (('scores', result.scores), ('labels', result.labels),
+                             ('boxes', result.bboxes)):
+            produced[f'postprocess.{index}.{field}'] = value
+    return produced
+
+
+def uses_only_vidt_detector(args: dict) -> bool:
+    """The official model is a plain ViDT with neck (no ViDT+ heads, no EPFF)."""
+    extras = ('cross_scale_fusion', 'epff', 'iou_aware', 'token_label', 'with_vector', 'masks')
+    return args.get('method') == 'vidt' and not any(args.get(k) for k in extras)
+
+
+def vidt_detector_outputs(fixture: dict) -> Dict[str, Tensor]:
+    """Backbone, neck, head, post-processing and loss results of a ViDT (with neck) fixture."""
+    model = build_vidt_from_fixture(fixture)
+    inputs = fixture['inputs']
+    images, masks = inputs['images'], inputs['masks']
+    with torch.no_grad(), record_msda_inputs(model) as msda_calls:
+        body = model.backbone(images, masks)
+        reg_branches = model.bbox_head.reg_branches if model.with_box_refine else None
+        neck = model.neck(body.patch_maps, body.det_tokens, body.det_pos, masks, reg_branches)
+        cls_scores, bbox_preds = model.bbox_head(neck.hidden_states, neck.references)
+        _, query_pos = model.neck.project_queries(body.det_tokens, body.det_pos)
+        final_reference = neck.references[-1]
+        if reg_branches is not None:
+            final_reference = refine_reference(reg_branches[-1], neck.hidden_states[-1],
+                                               final_reference)
+        sampling = [
+            layer.cross_attn.sampling_locations_and_weights(query, refs, shapes)
+            for layer, (query, refs, _, shapes, *_) in zip(model.neck.decoder.layers,
+                                                          msda_calls)
+        ]
+    produced = swin_ram_parity_outputs(model.backbone, body)
+    produced.update({
+        'outputs.pred_logits': cls_scores[-1],
+        'outputs.pred_boxes': bbox_preds[-1],
+        f'{INTERMEDIATE}.neck_tgt': neck.hidden_states[0],
+        f'{INTERMEDIATE}.neck_query_pos': query_pos,
+        f'{INTERMEDIATE}.hs': neck.hidden_states,
+        f'{INTERMEDIATE}.init_reference': neck.references[0],
+        f'{INTERMEDIATE}.inter_references': torch.stack(neck.references[1:] + [final_reference]),
+        f'{INTERMEDIATE}.msda_spatial_shapes': msda_calls[0][3],
+        f'{INTERMEDIATE}.msda_level_start_index': msda_calls[0][4],
+    })
+    for level in range(cls_scores.shape[0] - 1):
+        produced[f'outputs.aux_outputs.{level}.pred_logits'] = cls_scores[level]
+        produced[f'outputs.aux_outputs.{level}.pred_boxes'] = bbox_preds[level]
+    for level, (memory, mask) in enumerate(zip(neck.memory, neck.memory_masks)):
+        produced[f'{INTERMEDIATE}.neck_srcs.{level}'] = memory
+        produced[f'{INTERMEDIATE}.neck_masks.{level}'] = mask
+    for layer, (call, (locations, weights)) in enumerate(zip(msda_calls, sampling)):
+        produced[f'{INTERMEDIATE}.decoder_reference_points_input.{layer}'] = call[1]
+        produced[f'{INTERMEDIATE}.msda_sampling_locations.{layer}'] = locations
+        produced[f'{INTERMEDIATE}.msda_attention_weights.{layer}'] = weights
+    with torch.no_grad():
+        produced.update(loss_outputs(model, fixture, cls_scores, bbox_preds))
+    produced.update(postprocess_outputs(model, fixture))
+    return produced
+
