@@ -6,6 +6,8 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
+from mmvidt.datasets.shapes import generate_dataset
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Reference outputs of the official implementations (see shared/fixtures/README.md).
 FIXTURES_DIR = Path(os.environ.get('MMVIDT_FIXTURES', REPO_ROOT.parent / 'shared' / 'fixtures'))
@@ -51,3 +53,11 @@ def load_fixture(fixtures_dir):
         return cache[name]
 
     return load
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory) -> Path:
+    """A directory holding ``data/shapes`` (8 train, 2 val images): run the tools from here."""
+    root = tmp_path_factory.mktemp('shapes_run')
+    generate_dataset(root / 'data' / 'shapes', 8, 2, 0)
+    return root

@@ -1,5 +1,5 @@
 """ViDT's detection head: per-level class / box branches, Hungarian losses, top-k decoding."""
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.dense_heads import DeformableDETRHead
@@ -47,15 +47,16 @@ class ViDTHead(DeformableDETRHead):
         self.with_aux_loss = with_aux_loss
         if not self.loss_cls.use_sigmoid:
             raise ValueError('ViDTHead needs a sigmoid classification loss (focal loss)')
-        label_to_logit = torch.arange(num_classes)
-        if class_logit_indices is not None:
-            label_to_logit = torch.as_tensor(list(class_logit_indices), dtype=torch.long)
-            if label_to_logit.unique().numel() != len(label_to_logit) or (
-                    label_to_logit.min() < 0 or label_to_logit.max() >= num_classes):
-                raise ValueError('class_logit_indices must be distinct logit columns in '
-                                 f'[0, {num_classes}), got {list(class_logit_indices)}')
-        logit_to_label = torch.full((num_classes, ), -1, dtype=torch.long)
-        logit_to_label[label_to_logit] = torch.arange(len(label_to_logit))
+        columns = list(range(num_classes)) if class_logit_indices is None else [
+            int(c) for c in class_logit_indices]
+        if len(set(columns)) != len(columns) or not all(0 <= c < num_classes for c in columns):
+            raise ValueError('class_logit_indices must be distinct logit columns in '
+                             f'[0, {num_classes}), got {list(class_logit_indices)}')
+        logits = [-1] * num_classes
+        for label, column in enumerate(columns):
+            logits[column] = label
+        label_to_logit = torch.tensor(columns, dtype=torch.long)
+        logit_to_label = torch.tensor(logits, dtype=torch.long)
         self.register_buffer('label_to_logit', label_to_logit, persistent=False)
         self.register_buffer('logit_to_label', logit_to_label, persistent=False)
 
@@ -106,6 +107,11 @@ class ViDTHead(DeformableDETRHead):
             ``InstanceData`` with ``scores`` (K,), ``labels`` (K,) dataset labels and
             ``bboxes`` (K, 4) xyxy, K <= ``test_cfg.max_per_img``.
         """
+        return self._topk_detections(cls_score, bbox_pred, img_meta, rescale)[0]
+
+    def _topk_detections(self, cls_score: Tensor, bbox_pred: Tensor, img_meta: dict,
+                         rescale: bool) -> Tuple[InstanceData, Tensor]:
+        """:meth:`_predict_by_feat_single`'s detections and the (K,) query index of each."""
         num_logits = cls_score.shape[-1]
         max_per_img = min(self.test_cfg.get('max_per_img', 100), cls_score.numel())
         scores, indexes = cls_score.sigmoid().flatten().topk(max_per_img)
@@ -119,4 +125,4 @@ class ViDTHead(DeformableDETRHead):
         results.bboxes = bboxes[keep]
         results.scores = scores[keep]
         results.labels = labels[keep]
-        return results
+        return results, queries[keep]

@@ -1,0 +1,86 @@
+# A ViDT small enough to learn the bundled shapes dataset on a CPU in minutes (the README demo).
+# Same architecture as the COCO models, shrunk: Swin-RAM 32-dim with 1-1-2-1 blocks, 20 [DET]
+# tokens, a 64-wide neck with 3 decoder layers; trained from scratch (no ImageNet weights), so
+# a higher learning rate than the official 1e-4.
+_base_ = ['../_base_/datasets/shapes_detection.py', 'mmdet::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmvidt'], allow_failed_imports=False)
+
+image_size = 256
+model = dict(
+    type='ViDT',
+    with_box_refine=True,
+    data_preprocessor=dict(
+        type='DetDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True,
+        pad_size_divisor=1),
+    backbone=dict(
+        type='SwinRAM',
+        arch=dict(embed_dims=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
+        det_token_num=20,
+        pos_dim=64,
+        cross_indices=(3, ),
+        last_merge_channels=128),
+    neck=dict(
+        type='ViDTNeck',
+        embed_dims=64,
+        decoder=dict(
+            num_layers=3,
+            layer_cfg=dict(num_heads=4, num_points=4, feedforward_channels=256, dropout=0.0))),
+    bbox_head=dict(
+        type='ViDTHead',
+        num_classes=4,
+        embed_dims=64,
+        sync_cls_avg_factor=True,
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
+        loss_bbox=dict(type='L1Loss', loss_weight=5.0),
+        loss_iou=dict(type='GIoULoss', loss_weight=2.0)),
+    train_cfg=dict(
+        assigner=dict(
+            type='HungarianAssigner',
+            match_costs=[
+                dict(type='FocalLossCost', weight=2.0, eps=1e-8),
+                dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
+                dict(type='IoUCost', iou_mode='giou', weight=2.0)
+            ])),
+    test_cfg=dict(max_per_img=20))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs')
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(image_size, image_size), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor'))
+]
+train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(batch_size=4, dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+max_epochs = 30
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
+    clip_grad=dict(max_norm=0.1, norm_type=2),
+    paramwise_cfg=dict(custom_keys={
+        'backbone.det_token': dict(decay_mult=0.),
+        'backbone.det_pos_embed': dict(decay_mult=0.)
+    }))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5, by_epoch=True, begin=0,
+         end=max_epochs)
+]
+default_hooks = dict(logger=dict(type='LoggerHook', interval=25),
+                     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=1))
+custom_hooks = [dict(type='FlushDenormalHook')]
