@@ -62,7 +62,11 @@ def swin_ram_parity_outputs(backbone: SwinRAM, outputs: SwinRAMOutputs) -> Dict[
 def vidt_swin_handler(fixture: dict) -> Dict[str, Tensor]:
     """Results of a ViDT fixture: the whole detector where mmvidt builds it, else the backbone."""
     from .vidt_detector import uses_only_vidt_detector, vidt_detector_outputs
-    if uses_only_vidt_detector(fixture['meta']['args']):
+    from .vidt_plus import uses_vidt_plus, vidt_plus_outputs
+    args = fixture['meta']['args']
+    if uses_vidt_plus(args):
+        return vidt_plus_outputs(fixture)
+    if uses_only_vidt_detector(args):
         return vidt_detector_outputs(fixture)
     backbone = build_swin_ram_from_fixture(fixture)
     inputs = fixture['inputs']

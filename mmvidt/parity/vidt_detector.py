@@ -18,6 +18,7 @@ from mmvidt.converters.checks import check_state_dict
 from mmvidt.converters.vidt_detector import convert_vidt_detector, vidt_model_from_official_args
 from mmvidt.models.detectors.vidt import ViDT
 from mmvidt.models.layers.vidt_decoder import refine_reference
+from mmvidt.models.necks.vidt_neck import ViDTNeckOutput
 from .vidt import swin_ram_parity_outputs
 
 INTERMEDIATE = 'outputs.intermediate'
@@ -178,16 +179,22 @@ def uses_only_vidt_detector(args: dict) -> bool:
     return args.get('method') == 'vidt' and not any(args.get(k) for k in extras)
 
 
-def vidt_detector_outputs(fixture: dict) -> Dict[str, Tensor]:
-    """Backbone, neck, head, post-processing and loss results of a ViDT (with neck) fixture."""
-    model = build_vidt_from_fixture(fixture)
+def detector_forward_outputs(model: ViDT,
+                             fixture: dict) -> Tuple[Dict[str, Tensor], ViDTNeckOutput, tuple]:
+    """Eval forward of a built ViDT on the fixture inputs.
+
+    Returns:
+        the backbone / neck / head rows (``outputs.*``), the neck output and the head outputs
+        (logits and boxes of every level first).
+    """
     inputs = fixture['inputs']
     images, masks = inputs['images'], inputs['masks']
     with torch.no_grad(), record_msda_inputs(model) as msda_calls:
         body = model.backbone(images, masks)
         reg_branches = model.bbox_head.reg_branches if model.with_box_refine else None
         neck = model.neck(body.patch_maps, body.det_tokens, body.det_pos, masks, reg_branches)
-        cls_scores, bbox_preds = model.bbox_head(neck.hidden_states, neck.references)
+        head_outputs = model.bbox_head(neck.hidden_states, neck.references)
+        cls_scores, bbox_preds = head_outputs[:2]
         _, query_pos = model.neck.project_queries(body.det_tokens, body.det_pos)
         final_reference = neck.references[-1]
         if reg_branches is not None:
@@ -220,6 +227,13 @@ def vidt_detector_outputs(fixture: dict) -> Dict[str, Tensor]:
         produced[f'{INTERMEDIATE}.decoder_reference_points_input.{layer}'] = call[1]
         produced[f'{INTERMEDIATE}.msda_sampling_locations.{layer}'] = locations
         produced[f'{INTERMEDIATE}.msda_attention_weights.{layer}'] = weights
+    return produced, neck, head_outputs
+
+
+def vidt_detector_outputs(fixture: dict) -> Dict[str, Tensor]:
+    """Backbone, neck, head, post-processing and loss results of a ViDT (with neck) fixture."""
+    model = build_vidt_from_fixture(fixture)
+    produced, _, (cls_scores, bbox_preds) = detector_forward_outputs(model, fixture)
     with torch.no_grad():
         produced.update(loss_outputs(model, fixture, cls_scores, bbox_preds))
     produced.update(postprocess_outputs(model, fixture))

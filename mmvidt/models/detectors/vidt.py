@@ -71,6 +71,10 @@ class ViDT(BaseDetector):
             train_cfg=train_cfg,
             test_cfg=test_cfg)
         self.bbox_head = MODELS.build(bbox_head)
+        if self.neck.token_branch is not None and getattr(self.bbox_head, 'loss_token',
+                                                          None) is None:
+            raise ValueError('the neck predicts token labels (token_label) but the head has no '
+                             'token-label loss (use ViDTPlusHead with loss_token)')
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 
@@ -92,7 +96,9 @@ class ViDT(BaseDetector):
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
         out = self.extract_feat(batch_inputs, batch_data_samples)
-        return self.bbox_head.loss(out.hidden_states, out.references, None, None,
+        # ViDT has no encoder: mmdet's slot for encoder class outputs carries the token-label
+        # logits of the patch tokens (ViDT+; the official code calls them ``enc_tokens``).
+        return self.bbox_head.loss(out.hidden_states, out.references, out.token_logits, None,
                                    batch_data_samples)
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,

@@ -1,1 +1,3 @@
 """mmvidt losses."""
+from .iou_aware_loss import IoUAwareLoss  # noqa: F401
+from .token_label_loss import TokenLabelLoss  # noqa: F401

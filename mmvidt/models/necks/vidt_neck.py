@@ -8,6 +8,7 @@ from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from mmvidt.ops import msda_level_start_index
+from ..layers.token_label_branch import TokenLabelBranch
 from ..layers.vidt_decoder import ViDTDecoder
 
 
@@ -18,11 +19,13 @@ class ViDTNeckOutput(NamedTuple):
     references: num_layers + 1 references, see :meth:`ViDTDecoder.forward`.
     memory: list of L projected patch maps (B, d, H_l, W_l), in decoder level order.
     memory_masks: list of L padding masks (B, H_l, W_l), True at padding.
+    token_logits: ViDT+ token-label logits, L maps (B, H_l, W_l, C), in training only.
     """
     hidden_states: Tensor
     references: List[Tensor]
     memory: List[Tensor]
     memory_masks: List[Tensor]
+    token_logits: Optional[List[Tensor]] = None
 
 
 def conv1x1_gn(in_channels: int, out_channels: int, num_groups: int = 32) -> nn.Sequential:
@@ -51,12 +54,20 @@ class ViDTNeck(BaseModule):
       reference points (``reference_points``);
     * a :class:`ViDTDecoder` over the flattened maps.
 
+    ViDT+ options: ``fusion`` replaces the per-level projections by a fusion module (``EPFF``,
+    whose coarse -> fine output order becomes the decoder's level order) and ``token_label``
+    adds a :class:`TokenLabelBranch` on the memory, run in training only (its loss is the
+    head's).
+
     Args:
         in_channels: channels of the backbone patch maps (strides 8, 16, 32, 64).
         det_token_channels: channels C_T of the [DET] tokens (C_3 of the backbone).
         det_pos_channels: channels C_E of the det positional embedding.
         embed_dims: neck width d.
         decoder: kwargs of :class:`ViDTDecoder` (``num_layers``, ``layer_cfg``).
+        fusion: config of a fusion module (e.g. ``dict(type='EPFF')``) mapping the patch maps
+            to ``embed_dims``-wide memory maps; None: 1x1 conv + GN per level.
+        token_label: kwargs of :class:`TokenLabelBranch` (e.g. ``dict(num_classes=91)``) or None.
     """
 
     def __init__(self,
@@ -65,11 +76,19 @@ class ViDTNeck(BaseModule):
                  det_pos_channels: int = 256,
                  embed_dims: int = 256,
                  decoder: Optional[dict] = None,
+                 fusion: Optional[dict] = None,
+                 token_label: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg)
         self.in_channels = list(in_channels)
         self.embed_dims = embed_dims
-        self.input_proj = ModuleList([conv1x1_gn(c, embed_dims) for c in self.in_channels])
+        if fusion is None:
+            self.input_proj = ModuleList([conv1x1_gn(c, embed_dims) for c in self.in_channels])
+        else:
+            self.fusion = MODELS.build(
+                dict(fusion, in_channels=self.in_channels, out_channels=embed_dims))
+        self.token_branch = None if token_label is None else TokenLabelBranch(
+            embed_dims, **token_label)
         self.tgt_proj = conv1x1_gn(det_token_channels, embed_dims)
         self.query_pos_proj = conv1x1_gn(det_pos_channels, embed_dims)
         self.reference_points = nn.Linear(embed_dims, 2)
@@ -86,11 +105,12 @@ class ViDTNeck(BaseModule):
 
     def _init_projections(self) -> None:
         """Official init: xavier-uniform for every matrix outside the deformable attention,
-        zero bias for the patch-map projections (the MSDA layers keep their own init)."""
+        zero bias for the patch-map projections (the MSDA layers and a fusion module keep their
+        own init)."""
         for name, param in self.named_parameters():
-            if param.dim() > 1 and '.cross_attn.' not in name:
+            if param.dim() > 1 and '.cross_attn.' not in name and not name.startswith('fusion.'):
                 nn.init.xavier_uniform_(param)
-        for proj in self.input_proj:
+        for proj in getattr(self, 'input_proj', []):
             nn.init.zeros_(proj[0].bias)
 
     def init_weights(self) -> None:
@@ -106,14 +126,17 @@ class ViDTNeck(BaseModule):
             img_mask: (B, H, W) bool, True at padding, at the padded input resolution.
 
         Returns:
-            L maps (B, d, H_l, W_l) and L masks (B, H_l, W_l).
+            L maps (B, d, H_l, W_l) and L masks (B, H_l, W_l), in decoder level order.
         """
-        if len(feats) != len(self.input_proj):
-            raise ValueError(f'ViDTNeck expects {len(self.input_proj)} feature maps, got '
+        if len(feats) != len(self.in_channels):
+            raise ValueError(f'ViDTNeck expects {len(self.in_channels)} feature maps, got '
                              f'{len(feats)}')
-        memory = [proj(feat) for proj, feat in zip(self.input_proj, feats)]
+        if hasattr(self, 'fusion'):
+            memory = self.fusion(feats)
+        else:
+            memory = [proj(feat) for proj, feat in zip(self.input_proj, feats)]
         masks = [
-            F.interpolate(img_mask[None].float(), size=feat.shape[-2:])[0].bool() for feat in feats
+            F.interpolate(img_mask[None].float(), size=m.shape[-2:])[0].bool() for m in memory
         ]
         return memory, masks
 
@@ -152,4 +175,7 @@ class ViDTNeck(BaseModule):
         hidden_states, references = self.decoder(query, query_pos, reference_points, flat_memory,
                                                   spatial_shapes, level_start_index, valid_ratios,
                                                   flat_mask, reg_branches)
-        return ViDTNeckOutput(hidden_states, references, memory, masks)
+        token_logits = None
+        if self.token_branch is not None and self.training:
+            token_logits = self.token_branch(memory, masks)
+        return ViDTNeckOutput(hidden_states, references, memory, masks, token_logits)

@@ -1,0 +1,7 @@
+# ViDT+ Swin-nano, 150 epochs (official schedule): the full model (EPFF, 300 [DET]
+# tokens, IoU-aware, token labels, UQR masks) for joint detection + instance
+# segmentation on COCO, bbox and segm evaluation.
+_base_ = [
+    '../_base_/models/vidt-plus_swin-nano_instance.py', '../_base_/datasets/coco_instance_vidt.py',
+    '../_base_/schedules/vidt_150e.py', 'mmdet::_base_/default_runtime.py'
+]
