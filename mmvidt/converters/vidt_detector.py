@@ -10,6 +10,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 
+from .coat import (COAT_BACKBONE_ARCHS, coat_lite_ram_kwargs_from_official_args,
+                   convert_coat_lite_ram_backbone)
 from .state_dict_utils import KeyRule, StateDict, rename_keys
 from .vidt import convert_swin_ram_backbone, swin_ram_kwargs_from_official_args
 
@@ -39,10 +41,24 @@ def convert_vidt_detector(official_sd: StateDict,
     """
     neck_head = OrderedDict((k, v) for k, v in official_sd.items()
                             if not k.startswith('backbone.') and not VIDT_UNUSED.match(k))
+    convert_backbone = (convert_coat_lite_ram_backbone
+                        if 'backbone.cls_token1' in official_sd else convert_swin_ram_backbone)
     converted = OrderedDict(
-        (f'backbone.{k}', v) for k, v in convert_swin_ram_backbone(official_sd).items())
+        (f'backbone.{k}', v) for k, v in convert_backbone(official_sd).items())
     converted.update(rename_keys(neck_head, VIDT_NECK_HEAD_RULES, source))
     return converted
+
+
+def official_backbone_cfg(args: Mapping[str, Any],
+                          backbone_override: Optional[Sequence[Mapping]] = None,
+                          teacher: bool = False) -> Dict[str, Any]:
+    """mmvidt backbone config of the official body named by ``--backbone_name`` (Swin or
+    CoaT-Lite with RAM; ``teacher``: the Swin of ``--distil_model``)."""
+    if not teacher and args['backbone_name'] in COAT_BACKBONE_ARCHS:
+        return dict(type='CoaTLiteRAM',
+                    **coat_lite_ram_kwargs_from_official_args(args, backbone_override))
+    return dict(type='SwinRAM',
+                **swin_ram_kwargs_from_official_args(args, backbone_override, teacher=teacher))
 
 
 #: COCO category ids (1..90 with gaps) of mmdet's 80 COCO classes, in mmdet's label order.
@@ -70,7 +86,7 @@ def vidt_model_from_official_args(args: Mapping[str, Any],
     """
     if args.get('method', 'vidt') != 'vidt':
         raise ValueError(f"official method {args.get('method')!r} is not a ViDT with neck")
-    backbone = dict(type='SwinRAM', **swin_ram_kwargs_from_official_args(args, backbone_override))
+    backbone = official_backbone_cfg(args, backbone_override)
     embed_dims = args['reduced_dim']
     neck = dict(
         type='ViDTNeck',

@@ -62,10 +62,16 @@ def swin_ram_parity_outputs(backbone: SwinRAM, outputs: SwinRAMOutputs) -> Dict[
 def vidt_swin_handler(fixture: dict) -> Dict[str, Tensor]:
     """Results of a ViDT fixture: the whole detector where mmvidt builds it, else the backbone."""
     from .vidt_detector import uses_only_vidt_detector, vidt_detector_outputs
+    from .vidt_distil import vidt_distil_outputs
     from .vidt_plus import uses_vidt_plus, vidt_plus_outputs
+    from .vidt_wo_neck import vidt_wo_neck_outputs
     args = fixture['meta']['args']
     if uses_vidt_plus(args):
         return vidt_plus_outputs(fixture)
+    if args.get('method') == 'vidt_wo_neck':
+        return vidt_wo_neck_outputs(fixture)
+    if uses_only_vidt_detector(args) and args.get('distil_model'):
+        return vidt_distil_outputs(fixture)
     if uses_only_vidt_detector(args):
         return vidt_detector_outputs(fixture)
     backbone = build_swin_ram_from_fixture(fixture)

@@ -1,0 +1,233 @@
+"""CoaT-Lite with the Reconfigured Attention Module (RAM): ViDT's alternative body."""
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmdet.registry import MODELS
+from mmengine.logging import print_log
+from mmengine.model import BaseModule, ModuleList
+from mmengine.model.weight_init import trunc_normal_
+from torch import Tensor, nn
+
+from mmvidt.converters.checks import summarize_keys
+from mmvidt.converters.coat import coat_key_to_mmvidt
+from mmvidt.models.layers.coat_ram_stage import CoaTRAMStage
+from mmvidt.models.layers.padding_mask import resize_padding_mask
+from .swin_ram import SwinRAMOutputs, _read_checkpoint
+
+
+@MODELS.register_module()
+class CoaTLiteRAM(BaseModule):
+    """CoaT-Lite (`Xu et al. <https://arxiv.org/abs/2104.06399>`_) with N [DET] tokens (ViDT).
+
+    Four serial stages of factorized conv-attention; [DET] tokens run next to the patch tokens
+    (VIDT.md §1.9): [DET] x [DET] self-attention, or [DET] x [PATCH, DET] in the stages listed by
+    ``cross_indices``. Each stage has its own class token; the [DET] tokens are widened between
+    stages by their own Linear + LayerNorm. An extra patch embedding (2x2, stride 2) of the last
+    stage's map gives the stride-64 level (``pos_dim`` channels, as the official code).
+
+    Same interface as :class:`SwinRAM`: ``forward(images, mask)`` returns
+    :class:`SwinRAMOutputs` (the cross mask being the image mask resized to 1/D of the *image*
+    size, D = 2 ** (4 - len(cross_indices))); ``forward(images)`` returns the patch maps chosen
+    by ``out_indices`` for plain mmdet detectors.
+
+    Args:
+        arch: ``tiny``, ``mini``, ``small`` or a dict with ``embed_dims`` (4), ``depths`` (4),
+            ``num_heads`` and ``mlp_ratios`` (4).
+        patch_size: stem patch size.
+        qkv_bias, drop_rate, drop_path_rate: as in CoaT (official ViDT: drop-path 0).
+        crpe_window: ``{kernel size: heads}`` of the conv relative position encoding.
+        det_token_num: number N of [DET] tokens.
+        pos_dim: width of the [DET] positional embedding and of the stride-64 level.
+        cross_indices: stages (0..3) with [DET] x [PATCH, DET] attention.
+        with_last_merge: build the stride-64 patch embedding (False for ViDT without neck).
+        out_indices: levels returned by the mask-less call (strides 8/16/32[/64]).
+        init_cfg: ``dict(type='Pretrained', checkpoint=...)`` loads an ImageNet CoaT-Lite
+            checkpoint (official / timm format) with a key report.
+    """
+    arch_zoo: Dict[str, dict] = {
+        'tiny': dict(embed_dims=(64, 128, 256, 320), depths=(2, 2, 2, 2), num_heads=8,
+                     mlp_ratios=(8, 8, 4, 4)),
+        'mini': dict(embed_dims=(64, 128, 320, 512), depths=(2, 2, 2, 2), num_heads=8,
+                     mlp_ratios=(8, 8, 4, 4)),
+        'small': dict(embed_dims=(64, 128, 320, 512), depths=(3, 4, 6, 3), num_heads=8,
+                      mlp_ratios=(8, 8, 4, 4)),
+    }
+    num_stages = 4
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 patch_size: int = 4,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 drop_path_rate: float = 0.,
+                 crpe_window: Optional[Dict[int, int]] = None,
+                 det_token_num: int = 100,
+                 pos_dim: int = 256,
+                 cross_indices: Sequence[int] = (3, ),
+                 with_last_merge: bool = True,
+                 out_indices: Optional[Sequence[int]] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if isinstance(arch, str):
+            if arch not in self.arch_zoo:
+                raise ValueError(f'unknown CoaTLiteRAM arch {arch!r}; choose from '
+                                 f'{sorted(self.arch_zoo)} or pass a dict')
+            arch = self.arch_zoo[arch]
+        missing = {'embed_dims', 'depths', 'num_heads', 'mlp_ratios'} - set(arch)
+        if missing:
+            raise ValueError(f'CoaTLiteRAM arch dict lacks {sorted(missing)}')
+        self.embed_dims = tuple(arch['embed_dims'])
+        self.depths = tuple(arch['depths'])
+        mlp_ratios = tuple(arch['mlp_ratios'])
+        if not len(self.embed_dims) == len(self.depths) == len(mlp_ratios) == self.num_stages:
+            raise ValueError(f'CoaTLiteRAM has {self.num_stages} stages: got embed_dims '
+                             f'{self.embed_dims}, depths {self.depths}, mlp_ratios {mlp_ratios}')
+        self.cross_indices = tuple(cross_indices)
+        if len(set(self.cross_indices)) != len(self.cross_indices) or not set(
+                self.cross_indices) <= set(range(self.num_stages)):
+            raise ValueError(f'cross_indices must be distinct stage indices in 0..3, '
+                             f'got {cross_indices}')
+        self.det_token_num = det_token_num
+        self.pos_dim = pos_dim
+        self.with_last_merge = with_last_merge
+        self.level_channels = self.embed_dims[1:] + ((pos_dim, ) if with_last_merge else ())
+        if out_indices is None:
+            out_indices = range(len(self.level_channels))
+        if not set(out_indices) <= set(range(len(self.level_channels))):
+            raise ValueError(f'out_indices {tuple(out_indices)} must index the '
+                             f'{len(self.level_channels)} levels')
+        self.out_indices = tuple(out_indices)
+        # The image mask is resized once to 1/D of the image size (official rule for CoaT).
+        self.mask_divisor = 2**(self.num_stages - len(self.cross_indices))
+
+        self.det_token = nn.Parameter(torch.zeros(1, det_token_num, self.embed_dims[0]))
+        self.det_pos_embed = nn.Parameter(torch.zeros(1, det_token_num, pos_dim))
+        trunc_normal_(self.det_token, std=.02)
+        trunc_normal_(self.det_pos_embed, std=.02)
+        rates = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
+        self.stages = ModuleList()
+        for s in range(self.num_stages):
+            self.stages.append(
+                CoaTRAMStage(
+                    in_channels=3 if s == 0 else self.embed_dims[s - 1],
+                    embed_dims=self.embed_dims[s],
+                    depth=self.depths[s],
+                    num_heads=arch['num_heads'],
+                    pos_dim=pos_dim,
+                    patch_size=patch_size if s == 0 else 2,
+                    det_in_channels=None if s == 0 else self.embed_dims[s - 1],
+                    cross_attention=s in self.cross_indices,
+                    mlp_ratio=mlp_ratios[s],
+                    qkv_bias=qkv_bias,
+                    drop_rate=drop_rate,
+                    drop_path_rates=rates[sum(self.depths[:s]):sum(self.depths[:s + 1])],
+                    crpe_window=crpe_window))
+        self.last_patch_embed = PatchEmbed(
+            in_channels=self.embed_dims[-1], embed_dims=pos_dim, kernel_size=2, stride=2,
+            padding='corner', norm_cfg=dict(type='LN')) if with_last_merge else None
+        self._init_linear_layers()
+
+    def _init_linear_layers(self) -> None:
+        """CoaT's init of its own Linear layers (truncated normal 0.02, zero bias); the
+        ``det_pos_linear`` layers keep PyTorch's default, as in the official code."""
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear) and 'det_pos_linear' not in name:
+                trunc_normal_(module.weight, std=.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None
+                ) -> Union[SwinRAMOutputs, Tuple[Tensor, ...]]:
+        """
+        Args:
+            x: (B, 3, H, W) images zero-padded at the bottom / right.
+            mask: (B, H, W) bool, True on padding; None for the mmdet-style call.
+
+        Returns:
+            :class:`SwinRAMOutputs` (patch maps of strides 8/16/32[/64], [DET] tokens
+            (B, C_3, N), det pos (1, pos_dim, N)), or the tuple of selected maps without mask.
+        """
+        B, _, H, W = x.shape
+        mmdet_call = mask is None
+        if mmdet_call:
+            mask = x.new_zeros((B, H, W), dtype=torch.bool)
+        elif tuple(mask.shape) != (B, H, W):
+            raise ValueError(f'padding mask of shape {tuple(mask.shape)} does not match the '
+                             f'images (B, H, W) = {(B, H, W)}')
+        cross_mask = None
+        if self.cross_indices:
+            cross_mask = resize_padding_mask(mask,
+                                             (H // self.mask_divisor, W // self.mask_divisor))
+        det = self.det_token.expand(B, -1, -1)
+        maps, stage_dets = [], []
+        for s, stage in enumerate(self.stages):
+            x, det = stage(x, det, self.det_pos_embed, cross_mask)
+            stage_dets.append(det)
+            if s > 0:
+                maps.append(x)
+        if self.last_patch_embed is not None:
+            tokens, hw_shape = self.last_patch_embed(x)
+            maps.append(tokens.transpose(1, 2).reshape(B, -1, *hw_shape))
+        if mmdet_call:
+            return tuple(maps[i] for i in self.out_indices)
+        return SwinRAMOutputs(
+            patch_maps=tuple(maps),
+            det_tokens=det.transpose(1, 2),
+            det_pos=self.det_pos_embed.transpose(1, 2),
+            stage_det_tokens=tuple(stage_dets),
+            cross_mask=cross_mask)
+
+    def init_weights(self) -> None:
+        """Construction-time init, or ImageNet CoaT-Lite weights with ``init_cfg=Pretrained``."""
+        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
+            super().init_weights()
+            return
+        checkpoint = self.init_cfg.get('checkpoint')
+        if not checkpoint:
+            raise ValueError("CoaTLiteRAM init_cfg of type 'Pretrained' needs a 'checkpoint'")
+        self.load_imagenet_weights(_read_checkpoint(checkpoint), source=checkpoint)
+
+    def load_imagenet_weights(self, checkpoint: dict, source: str = 'checkpoint'
+                              ) -> Tuple[List[str], List[str]]:
+        """Load an ImageNet CoaT-Lite classification checkpoint (non-strict), log a report.
+
+        Args:
+            checkpoint: ``{'model': state_dict}`` (official CoaT release) or a bare timm state
+                dict, with official CoaT key names.
+            source: name of the checkpoint in messages.
+
+        Returns:
+            ``(missing, unused)``: CoaTLiteRAM keys left at their initialisation (the [DET]
+            parts, the stride-64 embedding) and checkpoint keys not used (classifier ``head``,
+            final ``norm*``, the per-block aliases of the shared position encodings).
+
+        Raises:
+            ValueError: the file holds no CoaT weights, or a shape does not fit.
+        """
+        state = checkpoint.get('model', checkpoint.get('state_dict', checkpoint))
+        own = self.state_dict()
+        loadable, unused = {}, []
+        for key, value in state.items():
+            new_key = coat_key_to_mmvidt(key)
+            if new_key in own:
+                loadable[new_key] = value
+            else:
+                unused.append(key)
+        if not loadable:
+            raise ValueError(f'{source}: no CoaT weights found (expected official CoaT keys '
+                             "such as 'patch_embed1.proj.weight', possibly under 'model')")
+        mismatched = [f'{key}: checkpoint {tuple(value.shape)} vs CoaTLiteRAM '
+                      f'{tuple(own[key].shape)}' for key, value in loadable.items()
+                      if value.shape != own[key].shape]
+        if mismatched:
+            raise ValueError(f'{source}: shapes do not fit this CoaTLiteRAM (wrong arch?):\n  ' +
+                             '\n  '.join(mismatched))
+        missing = sorted(self.load_state_dict(loadable, strict=False).missing_keys)
+        print_log(
+            f'CoaTLiteRAM: loaded {len(loadable)} tensors from {source}\n'
+            f'  unused checkpoint keys ({len(unused)}): {", ".join(summarize_keys(unused))}\n'
+            f'  newly initialised CoaTLiteRAM keys ({len(missing)}): '
+            f'{", ".join(summarize_keys(missing))}', logger='current')
+        self._is_init = True
+        return missing, unused

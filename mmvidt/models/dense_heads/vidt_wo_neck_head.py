@@ -1,0 +1,153 @@
+"""Head of ViDT without neck: [DET] tokens -> 1x1 conv + GN -> class / box MLPs (DETR losses)."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmdet.models.dense_heads import DETRHead
+from mmdet.registry import MODELS
+from mmdet.structures import SampleList
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmdet.utils import InstanceList, OptInstanceList
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+
+def mlp(in_channels: int, hidden_channels: int, out_channels: int) -> nn.Sequential:
+    """3-layer perceptron with ReLUs (official ``MLP(in, hidden, out, 3)``; Linear layers at
+    Sequential indices 0, 2, 4)."""
+    return nn.Sequential(nn.Linear(in_channels, hidden_channels), nn.ReLU(),
+                         nn.Linear(hidden_channels, hidden_channels), nn.ReLU(),
+                         nn.Linear(hidden_channels, out_channels))
+
+
+@MODELS.register_module()
+class ViDTWoNeckHead(DETRHead):
+    """The RAM-only detector head of ViDT (VIDT.md §1.10), built on mmdet's DETR head.
+
+    The backbone's final [DET] tokens (B, C_T, N) go through a 1x1 conv + GroupNorm(32)
+    (``input_proj``, statistics over all N tokens of an image), then a 3-layer class MLP with
+    ``num_classes + 1`` softmax logits (the last one = no object) and a 3-layer box MLP
+    (sigmoid cxcywh). mmdet's DETR head supplies the Hungarian assignment (configured costs),
+    softmax cross-entropy with the no-object weight ``bg_cls_weight`` and L1 / GIoU losses.
+
+    Decoding follows the official post-processor: for every query the best real class of the
+    softmax is its label and score; all N queries are returned in query order (no top-k) and
+    boxes are scaled to the original image without clipping.
+
+    Args:
+        num_classes: real classes (official: 91 logits indexed by COCO category id).
+        in_channels: channels C_T of the [DET] tokens.
+        embed_dims: head width (official ``--reduced_dim``).
+        class_logit_indices: logit column of each dataset label (see :class:`ViDTHead`); labels
+            of other columns are dropped at decoding. None: one logit per dataset class.
+        loss_cls: must be a softmax ``CrossEntropyLoss``; its ``bg_cls_weight`` is the official
+            ``eos_coef`` (0.1).
+    """
+
+    #: Only one prediction level exists (no decoder), hence no auxiliary losses.
+    with_aux_loss = False
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int = 768,
+                 embed_dims: int = 256,
+                 class_logit_indices: Optional[Sequence[int]] = None,
+                 loss_cls: dict = dict(type='CrossEntropyLoss', bg_cls_weight=0.1,
+                                       use_sigmoid=False, loss_weight=1.0, class_weight=1.0),
+                 **kwargs) -> None:
+        self.in_channels = in_channels
+        loss_cls = dict(loss_cls)
+        if loss_cls.get('use_sigmoid', False):
+            raise ValueError('ViDTWoNeckHead classifies with a softmax over classes + no-object; '
+                             'use a CrossEntropyLoss with use_sigmoid=False')
+        # mmdet's DETRHead turns bg_cls_weight into per-class weights only for itself, not for
+        # subclasses: do it here (weight 1 for real classes, bg_cls_weight for no-object).
+        bg_cls_weight = float(loss_cls.pop('bg_cls_weight', 0.1))
+        loss_cls['class_weight'] = [float(loss_cls.get('class_weight', 1.0))] * num_classes + [
+            bg_cls_weight]
+        super().__init__(num_classes=num_classes, embed_dims=embed_dims, loss_cls=loss_cls,
+                         **kwargs)
+        self.bg_cls_weight = bg_cls_weight
+        columns = list(range(num_classes)) if class_logit_indices is None else [
+            int(c) for c in class_logit_indices]
+        if len(set(columns)) != len(columns) or not all(0 <= c < num_classes for c in columns):
+            raise ValueError('class_logit_indices must be distinct logit columns in '
+                             f'[0, {num_classes}), got {list(class_logit_indices)}')
+        logit_to_label = [-1] * num_classes
+        for label, column in enumerate(columns):
+            logit_to_label[column] = label
+        self.register_buffer('label_to_logit', torch.tensor(columns), persistent=False)
+        self.register_buffer('logit_to_label', torch.tensor(logit_to_label), persistent=False)
+
+    def _init_layers(self) -> None:
+        self.input_proj = nn.Sequential(
+            nn.Conv2d(self.in_channels, self.embed_dims, 1), nn.GroupNorm(32, self.embed_dims))
+        self.cls_branch = mlp(self.embed_dims, self.embed_dims, self.cls_out_channels)
+        self.reg_branch = mlp(self.embed_dims, self.embed_dims, 4)
+
+    def init_weights(self) -> None:
+        """Official init: xavier-uniform 1x1 conv with zero bias, PyTorch defaults elsewhere."""
+        super().init_weights()
+        nn.init.xavier_uniform_(self.input_proj[0].weight)
+        nn.init.zeros_(self.input_proj[0].bias)
+
+    def project(self, det_tokens: Tensor) -> Tensor:
+        """(B, C_T, N) [DET] tokens -> (B, embed_dims, N, 1) after the 1x1 conv + GroupNorm."""
+        return self.input_proj(det_tokens.unsqueeze(-1))
+
+    def forward(self, det_tokens: Tensor) -> Tuple[Tensor, Tensor]:
+        """
+        Args:
+            det_tokens: (B, C_T, N) final [DET] tokens of the backbone.
+
+        Returns:
+            logits (1, B, N, num_classes + 1) and normalised cxcywh boxes (1, B, N, 4); the
+            leading axis is mmdet's (single) prediction level.
+        """
+        queries = self.project(det_tokens).squeeze(-1).transpose(1, 2)
+        return self.cls_branch(queries)[None], self.reg_branch(queries).sigmoid()[None]
+
+    def loss_by_feat(self,
+                     all_layers_cls_scores: Tensor,
+                     all_layers_bbox_preds: Tensor,
+                     batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     batch_gt_instances_ignore: OptInstanceList = None) -> Dict[str, Tensor]:
+        """mmdet's DETR losses with dataset labels mapped to logit columns first."""
+        mapped = []
+        for gt_instances in batch_gt_instances:
+            gt_instances = gt_instances.clone()
+            gt_instances.labels = self.label_to_logit[gt_instances.labels]
+            mapped.append(gt_instances)
+        return super().loss_by_feat(all_layers_cls_scores, all_layers_bbox_preds, mapped,
+                                    batch_img_metas, batch_gt_instances_ignore)
+
+    def predict(self, det_tokens: Tensor, batch_data_samples: SampleList,
+                rescale: bool = True) -> InstanceList:
+        batch_img_metas = [sample.metainfo for sample in batch_data_samples]
+        return self.predict_by_feat(*self(det_tokens), batch_img_metas=batch_img_metas,
+                                    rescale=rescale)
+
+    def _predict_by_feat_single(self, cls_score: Tensor, bbox_pred: Tensor, img_meta: dict,
+                                rescale: bool = True) -> InstanceData:
+        """One detection per query (official post-processing).
+
+        Args:
+            cls_score: (N, num_classes + 1) logits.
+            bbox_pred: (N, 4) normalised cxcywh boxes.
+            img_meta: needs ``img_shape`` (and ``ori_shape`` when ``rescale``).
+
+        Returns:
+            ``InstanceData`` with ``scores`` (K,), ``labels`` (K,) and ``bboxes`` (K, 4) xyxy in
+            query order, K = N minus the queries whose best column is no dataset class.
+        """
+        scores, columns = cls_score.softmax(-1)[:, :-1].max(-1)
+        labels = self.logit_to_label[columns]
+        height, width = img_meta['ori_shape'] if rescale else img_meta['img_shape']
+        bboxes = bbox_cxcywh_to_xyxy(bbox_pred) * bbox_pred.new_tensor(
+            [width, height, width, height])
+        keep = labels >= 0
+        results = InstanceData()
+        results.bboxes = bboxes[keep]
+        results.scores = scores[keep]
+        results.labels = labels[keep]
+        return results
