@@ -40,3 +40,12 @@ def check_state_dict(converted: Mapping[str, torch.Tensor],
             lines.append(f'  {title} ({len(items)}):')
             lines.extend(f'    {item}' for item in items)
     raise StateDictMismatchError('\n'.join(lines))
+
+
+def check_backbone_part(converted: Mapping[str, torch.Tensor], backbone: torch.nn.Module,
+                        what: str, prefix: str = 'backbone.') -> None:
+    """:func:`check_state_dict` of the ``prefix`` entries of a converted classifier state dict
+    against a bare backbone (the other entries, e.g. ``head.*``, are not checked)."""
+    expected = {f'{prefix}{k}': v for k, v in backbone.state_dict().items()}
+    backbone_keys = {k: v for k, v in converted.items() if k.startswith(prefix)}
+    check_state_dict(backbone_keys, expected, what)

@@ -8,6 +8,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 
+from .vidt import backbone_override_kwargs, det_token_kwargs, official_method
+
 #: ``(pattern, replacement)`` with ``{s}`` = official stage number - 1 (group 1 is the number).
 _STAGE_RULES = (
     (r'cls_token(\d)', 'stages.{s}.cls_token'),
@@ -102,16 +104,10 @@ def coat_lite_ram_kwargs_from_official_args(
     if name not in COAT_BACKBONE_ARCHS:
         raise ValueError(f'{name!r} is not an official CoaT ViDT backbone '
                          f'(known: {sorted(COAT_BACKBONE_ARCHS)})')
-    method = args.get('method', 'vidt')
-    if method not in ('vidt', 'vidt_wo_neck'):
-        raise ValueError(f'unknown official ViDT method {method!r}')
-    override = [e for e in backbone_override or [] if e.get('factory') == name]
+    method = official_method(args)
+    official = backbone_override_kwargs(backbone_override, name, 'CoaT')
     kwargs: Dict[str, Any] = dict(arch=COAT_BACKBONE_ARCHS[name])
-    if override:
-        if override[0].get('class', 'CoaT') != 'CoaT':
-            raise ValueError(f"backbone override for {name} builds {override[0]['class']}, "
-                             'not CoaT')
-        official = dict(override[0].get('kwargs', {}))
+    if official is not None:
         unknown = set(official) - set(_COAT_ARCH_KWARGS) - set(_COAT_KWARGS) - set(
             _COAT_IGNORED_KWARGS) - {'parallel_depth'}
         if unknown:
@@ -126,11 +122,5 @@ def coat_lite_ram_kwargs_from_official_args(
                      if k in _COAT_ARCH_KWARGS})
         kwargs = dict(arch=arch)
         kwargs.update({_COAT_KWARGS[k]: v for k, v in official.items() if k in _COAT_KWARGS})
-    # vidt sizes the [DET] positional embedding by the neck width; vidt_wo_neck by --pos_dim.
-    pos_dim = args['pos_dim'] if method == 'vidt_wo_neck' else args['reduced_dim']
-    kwargs.update(
-        det_token_num=int(args['det_token_num']),
-        pos_dim=int(pos_dim),
-        cross_indices=tuple(int(i) for i in args['cross_indices']),
-        with_last_merge=method == 'vidt')
+    kwargs.update(det_token_kwargs(args, method))
     return kwargs

@@ -1,4 +1,5 @@
-"""Helpers shared by the PiT / ReXNet converters: safe checkpoint loading and rule-based renaming.
+"""Helpers shared by the PiT / ReXNet converters: safe checkpoint loading, rule-based renaming
+and saving.
 
 Checking a converted state dict against a model:
 :func:`mmvidt.converters.checks.check_state_dict`.
@@ -61,3 +62,11 @@ def rename_keys(state_dict: StateDict, rules: Sequence[KeyRule],
             f'{source}: {len(unknown)} unexpected key(s) that the converter does not know:\n' +
             '\n'.join(f'    {key}' for key in unknown))
     return converted
+
+
+def save_converted(state_dict: StateDict, dst: str, src: str, converter: str) -> None:
+    """Save ``{'state_dict', 'meta'}`` (mmengine checkpoint layout, provenance in ``meta``) and
+    report the number of tensors."""
+    meta = dict(converted_from=os.path.basename(src), converter=converter)
+    torch.save({'state_dict': state_dict, 'meta': meta}, dst)
+    print(f'saved {len(state_dict)} tensors to {dst}')

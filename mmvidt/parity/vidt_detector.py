@@ -5,12 +5,12 @@ converted official state dict strictly and reproduces, under the fixture's key p
 recorded result of the detector. The backbone part is :mod:`.vidt`'s.
 """
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Sequence, Tuple
 
 import torch
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
+from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -26,20 +26,33 @@ INTERMEDIATE = 'outputs.intermediate'
 OFFICIAL_LOSS_NAMES = {'loss_cls': 'loss_ce', 'loss_bbox': 'loss_bbox', 'loss_iou': 'loss_giou'}
 
 
-def build_vidt_from_fixture(fixture: dict) -> ViDT:
-    """The fixture's official ViDT as an mmvidt ``ViDT``, strictly loaded, in eval mode.
+def build_model_from_fixture(fixture: dict, model_cfg: Callable[..., dict],
+                             convert: Callable[[dict], dict], description: str) -> BaseModule:
+    """A fixture's official model in mmvidt, strictly loaded, in eval mode.
+
+    Args:
+        fixture: needs ``meta.args`` (official arguments), optionally
+            ``meta.backbone_override``, and ``state_dict`` (official weights).
+        model_cfg: ``(args, backbone_override, class_logit_indices=...) -> model config``.
+        convert: official state dict -> mmvidt state dict.
+        description: what the converted state dict is, for error messages.
 
     The head keeps one logit per official column (labels = raw COCO category ids), which is
     how the official post-processor reports them.
     """
     meta = fixture['meta']
-    cfg = vidt_model_from_official_args(meta['args'], meta.get('backbone_override'),
-                                        class_logit_indices=None)
-    model = MODELS.build(cfg)
-    state = convert_vidt_detector(fixture['state_dict'])
-    check_state_dict(state, model.state_dict(), 'converted official ViDT state dict')
+    model = MODELS.build(
+        model_cfg(meta['args'], meta.get('backbone_override'), class_logit_indices=None))
+    state = convert(fixture['state_dict'])
+    check_state_dict(state, model.state_dict(), description)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def build_vidt_from_fixture(fixture: dict) -> ViDT:
+    """The fixture's official ViDT as an mmvidt ``ViDT`` (see :func:`build_model_from_fixture`)."""
+    return build_model_from_fixture(fixture, vidt_model_from_official_args, convert_vidt_detector,
+                                    'converted official ViDT state dict')
 
 
 @contextmanager
@@ -80,11 +93,34 @@ def gt_instances(fixture: dict, metas: List[dict]) -> List[InstanceData]:
     return instances
 
 
-def official_loss_name(mmdet_name: str, num_levels: int) -> str:
-    """``'d2.loss_cls'`` -> ``'loss_ce_2'``; ``'loss_iou'`` -> ``'loss_giou'``."""
-    level, _, name = mmdet_name.rpartition('.')
-    official = OFFICIAL_LOSS_NAMES[name]
-    return f'{official}_{level[1:]}' if level else official
+def supervised_levels(head: BaseModule, num_levels: int) -> Sequence[int]:
+    """Prediction levels the head's losses supervise: all, or the last only."""
+    return range(num_levels) if head.with_aux_loss else [num_levels - 1]
+
+
+def detection_loss_weights(head: BaseModule) -> Dict[str, float]:
+    """Weight inside each classification / box loss value (to recover the unweighted term)."""
+    return {'loss_cls': head.loss_cls.loss_weight, 'loss_bbox': head.loss_bbox.loss_weight,
+            'loss_iou': head.loss_iou.loss_weight}
+
+
+def official_loss_terms(losses: Dict[str, Tensor], weights: Dict[str, float],
+                        official_names: Dict[str, str] = OFFICIAL_LOSS_NAMES
+                        ) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    """mmdet loss dict -> (unweighted, weighted) terms under the official names.
+
+    ``'d2.loss_cls'`` becomes ``'loss_ce_2'``, ``'loss_iou'`` becomes ``'loss_giou'``; the
+    unweighted term is the value divided by ``weights`` of its term name.
+    """
+    unweighted, weighted = {}, {}
+    for name, value in losses.items():
+        level, _, term = name.rpartition('.')
+        official = official_names[term]
+        official = f'{official}_{level[1:]}' if level else official
+        value = value.reshape(())  # the synced loss normalisers make some terms (1,)
+        unweighted[official] = value / weights[term]
+        weighted[official] = value
+    return unweighted, weighted
 
 
 def matching_outputs(model: ViDT, cls_scores: Tensor, bbox_preds: Tensor,
@@ -92,9 +128,8 @@ def matching_outputs(model: ViDT, cls_scores: Tensor, bbox_preds: Tensor,
     """Hungarian assignment of every supervised level, as ``losses.matching`` key paths."""
     head = model.bbox_head
     num_levels = cls_scores.shape[0]
-    levels = range(num_levels) if head.with_aux_loss else [num_levels - 1]
     produced = {}
-    for level in levels:
+    for level in supervised_levels(head, num_levels):
         name = 'final' if level == num_levels - 1 else f'aux_{level}'
         for index, (gt, meta) in enumerate(zip(gts, metas)):
             height, width = meta['img_shape']
@@ -128,6 +163,28 @@ def logging_terms(cls_scores: Tensor, gts: List[InstanceData], produced: dict,
     return terms
 
 
+def loss_rows(head: BaseModule, cls_scores: Tensor, gts: List[InstanceData],
+              matching: Dict[str, Tensor], unweighted: Dict[str, Tensor],
+              weighted: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """``losses.unweighted.*`` / ``losses.weighted.*`` rows: the given official-named terms
+    plus the log-only terms (:func:`logging_terms`) of every supervised level.
+
+    Args:
+        cls_scores: (num_levels, B, N, C) logits.
+        matching: the ``losses.matching.*`` rows of :func:`matching_outputs`.
+    """
+    unweighted = dict(unweighted)
+    num_levels = cls_scores.shape[0]
+    for level in supervised_levels(head, num_levels):
+        suffix = '' if level == num_levels - 1 else f'_{level}'
+        unweighted.update(
+            logging_terms(cls_scores[level], gts, matching, 'final' if not suffix else '',
+                          suffix))
+    rows = {f'losses.unweighted.{k}': v for k, v in unweighted.items()}
+    rows.update({f'losses.weighted.{k}': v for k, v in weighted.items()})
+    return rows
+
+
 def loss_outputs(model: ViDT, fixture: dict, cls_scores: Tensor,
                  bbox_preds: Tensor) -> Dict[str, Tensor]:
     """Every ``losses.*`` entry: unweighted / weighted terms, total, matching."""
@@ -135,25 +192,11 @@ def loss_outputs(model: ViDT, fixture: dict, cls_scores: Tensor,
     metas = image_metas(fixture)
     gts = gt_instances(fixture, metas)
     losses = head.loss_by_feat(cls_scores, bbox_preds, None, None, gts, metas)
-    weights = {'loss_cls': head.loss_cls.loss_weight, 'loss_bbox': head.loss_bbox.loss_weight,
-               'loss_iou': head.loss_iou.loss_weight}
     produced = matching_outputs(model, cls_scores, bbox_preds, gts, metas)
-    unweighted, weighted = {}, {}
-    for name, value in losses.items():
-        value = value.reshape(())  # the synced focal-loss normaliser makes it (1,)
-        official = official_loss_name(name, cls_scores.shape[0])
-        unweighted[official] = value / weights[name.rpartition('.')[2]]
-        weighted[official] = value
-    num_levels = cls_scores.shape[0]
-    levels = range(num_levels) if head.with_aux_loss else [num_levels - 1]
-    for level in levels:
-        suffix = '' if level == num_levels - 1 else f'_{level}'
-        unweighted.update(
-            logging_terms(cls_scores[level], gts, produced, 'final' if not suffix else '',
-                          suffix))
-    produced.update({f'losses.unweighted.{k}': v for k, v in unweighted.items()})
-    produced.update({f'losses.weighted.{k}': v for k, v in weighted.items()})
-    if set(fixture['losses']['unweighted']) <= set(unweighted):
+    unweighted, weighted = official_loss_terms(losses, detection_loss_weights(head))
+    rows = loss_rows(head, cls_scores, gts, produced, unweighted, weighted)
+    produced.update(rows)
+    if all(f'losses.unweighted.{k}' in rows for k in fixture['losses']['unweighted']):
         # the total is comparable only when no recorded term is missing (e.g. distillation)
         produced['losses.total_weighted'] = sum(weighted.values())
     return produced

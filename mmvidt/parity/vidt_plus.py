@@ -10,24 +10,21 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from mmdet.registry import MODELS
 from torch import Tensor
 
-from mmvidt.converters.checks import check_state_dict
 from mmvidt.converters.vidt_plus import convert_vidt_checkpoint, vidt_plus_model_from_official_args
 from mmvidt.models.detectors.vidt import ViDT
-from .vidt_detector import (detector_forward_outputs, gt_instances, image_metas, logging_terms,
-                            matching_outputs)
+from .vidt_detector import (OFFICIAL_LOSS_NAMES, build_model_from_fixture,
+                            detection_loss_weights, detector_forward_outputs, gt_instances,
+                            image_metas, loss_rows, matching_outputs, official_loss_terms)
 
-#: mmvidt loss name -> (official name, is the official weight applied outside the term).
+#: mmvidt loss name -> official loss name, ViDT's plus the ViDT+ terms.
 OFFICIAL_LOSSES = {
-    'loss_cls': ('loss_ce', True),
-    'loss_bbox': ('loss_bbox', True),
-    'loss_iou': ('loss_giou', True),
-    'loss_iou_aware': ('loss_iouaware', True),
-    'loss_vector': ('loss_vector', False),  # official coefficient 3 inside, weight 1
-    'loss_token_focal': ('loss_token_focal', True),
-    'loss_token_dice': ('loss_token_dice', True),
+    **OFFICIAL_LOSS_NAMES,
+    'loss_iou_aware': 'loss_iouaware',
+    'loss_vector': 'loss_vector',
+    'loss_token_focal': 'loss_token_focal',
+    'loss_token_dice': 'loss_token_dice',
 }
 PLUS_OPTIONS = ('epff', 'cross_scale_fusion', 'iou_aware', 'token_label', 'with_vector')
 
@@ -39,20 +36,16 @@ def uses_vidt_plus(args: dict) -> bool:
 
 def build_vidt_plus_from_fixture(fixture: dict) -> ViDT:
     """The fixture's official model in mmvidt (raw 91 logits), strictly loaded, in eval mode."""
-    meta = fixture['meta']
-    cfg = vidt_plus_model_from_official_args(meta['args'], meta.get('backbone_override'),
-                                             class_logit_indices=None)
-    model = MODELS.build(cfg)
-    state = convert_vidt_checkpoint(fixture['state_dict']).state_dict
-    check_state_dict(state, model.state_dict(), 'converted official ViDT+ state dict')
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    return build_model_from_fixture(
+        fixture, vidt_plus_model_from_official_args,
+        lambda state: convert_vidt_checkpoint(state).state_dict,
+        'converted official ViDT+ state dict')
 
 
 def loss_weights(head) -> Dict[str, float]:
     """Weight of each mmvidt loss term inside its value (to recover the unweighted term)."""
-    weights = {'loss_cls': head.loss_cls.loss_weight, 'loss_bbox': head.loss_bbox.loss_weight,
-               'loss_iou': head.loss_iou.loss_weight, 'loss_vector': 1.0}
+    weights = detection_loss_weights(head)
+    weights['loss_vector'] = 1.0  # official coefficient 3 is inside the term, weight 1
     if head.loss_iou_aware is not None:
         weights['loss_iou_aware'] = head.loss_iou_aware.loss_weight
     if head.loss_token is not None:
@@ -72,24 +65,8 @@ def loss_outputs(model: ViDT, fixture: dict, head_outputs: tuple,
     cls_scores, bbox_preds = head_outputs[:2]
     losses = head.loss_by_feat(*head_outputs, token_logits, None, gts, metas)
     produced = matching_outputs(model, cls_scores, bbox_preds, gts, metas)
-    weights = loss_weights(head)
-    unweighted, weighted = {}, {}
-    for name, value in losses.items():
-        level, _, term = name.rpartition('.')
-        official, weighted_outside = OFFICIAL_LOSSES[term]
-        official = f'{official}_{level[1:]}' if level else official
-        value = value.reshape(())
-        weighted[official] = value
-        unweighted[official] = value / weights[term] if weighted_outside else value
-    num_levels = cls_scores.shape[0]
-    levels = range(num_levels) if head.with_aux_loss else [num_levels - 1]
-    for level in levels:
-        suffix = '' if level == num_levels - 1 else f'_{level}'
-        unweighted.update(
-            logging_terms(cls_scores[level], gts, produced, 'final' if not suffix else '',
-                          suffix))
-    produced.update({f'losses.unweighted.{k}': v for k, v in unweighted.items()})
-    produced.update({f'losses.weighted.{k}': v for k, v in weighted.items()})
+    unweighted, weighted = official_loss_terms(losses, loss_weights(head), OFFICIAL_LOSSES)
+    produced.update(loss_rows(head, cls_scores, gts, produced, unweighted, weighted))
     # the official total sums the terms its criterion computed (e.g. no vector loss when
     # --with_vector is set without --masks); a term we miss shows up as a skipped row
     recorded = fixture['losses']['weighted']

@@ -2,16 +2,14 @@
 from typing import Dict
 
 import torch
-from mmdet.registry import MODELS
 from torch import Tensor
 
-from mmvidt.converters.checks import check_state_dict
 from mmvidt.converters.vidt_wo_neck import (convert_vidt_wo_neck_detector,
                                             vidt_wo_neck_model_from_official_args)
 from mmvidt.models.detectors.vidt_wo_neck import ViDTWoNeck
 from .vidt import swin_ram_parity_outputs
-from .vidt_detector import (gt_instances, image_metas, logging_terms, matching_outputs,
-                            official_loss_name)
+from .vidt_detector import (build_model_from_fixture, detection_loss_weights, gt_instances,
+                            image_metas, loss_rows, matching_outputs, official_loss_terms)
 
 INTERMEDIATE = 'outputs.intermediate'
 
@@ -19,14 +17,9 @@ INTERMEDIATE = 'outputs.intermediate'
 def build_vidt_wo_neck_from_fixture(fixture: dict) -> ViDTWoNeck:
     """The fixture's official model as an mmvidt ``ViDTWoNeck`` (raw 92 logits), strictly
     loaded, in eval mode."""
-    meta = fixture['meta']
-    cfg = vidt_wo_neck_model_from_official_args(meta['args'], meta.get('backbone_override'),
-                                                class_logit_indices=None)
-    model = MODELS.build(cfg)
-    state = convert_vidt_wo_neck_detector(fixture['state_dict'])
-    check_state_dict(state, model.state_dict(), 'converted official ViDT w/o neck state dict')
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    return build_model_from_fixture(fixture, vidt_wo_neck_model_from_official_args,
+                                    convert_vidt_wo_neck_detector,
+                                    'converted official ViDT w/o neck state dict')
 
 
 def vidt_wo_neck_outputs(fixture: dict) -> Dict[str, Tensor]:
@@ -46,19 +39,11 @@ def vidt_wo_neck_outputs(fixture: dict) -> Dict[str, Tensor]:
         metas = image_metas(fixture)
         gts = gt_instances(fixture, metas)
         losses = head.loss_by_feat(cls_scores, bbox_preds, gts, metas)
-        produced.update(matching_outputs(model, cls_scores, bbox_preds, gts, metas))
-    weights = {'loss_cls': head.loss_cls.loss_weight, 'loss_bbox': head.loss_bbox.loss_weight,
-               'loss_iou': head.loss_iou.loss_weight}
-    total = 0.
-    for name, value in losses.items():
-        value = value.reshape(())  # the synced normaliser makes the CE (1,)
-        official = official_loss_name(name, 1)
-        produced[f'losses.unweighted.{official}'] = value / weights[name]
-        produced[f'losses.weighted.{official}'] = value
-        total = total + value
-    produced['losses.total_weighted'] = total
-    terms = logging_terms(cls_scores[-1], gts, produced, 'final', '')
-    produced.update({f'losses.unweighted.{k}': v for k, v in terms.items()})
+        matching = matching_outputs(model, cls_scores, bbox_preds, gts, metas)
+    unweighted, weighted = official_loss_terms(losses, detection_loss_weights(head))
+    produced.update(matching)
+    produced.update(loss_rows(head, cls_scores, gts, matching, unweighted, weighted))
+    produced['losses.total_weighted'] = sum(weighted.values())
     for index, meta in enumerate(image_metas(fixture)):
         # decoding of the *official* outputs (fixtures README, check (a))
         result = head._predict_by_feat_single(fixture['outputs']['pred_logits'][index],

@@ -6,14 +6,11 @@ The output ``{'state_dict': {'backbone.*', 'head.*'}}`` loads into the ``configs
 and, with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``, into detectors.
 """
 import argparse
-import os
 import sys
 
-import torch
-
-from mmvidt.converters.checks import check_state_dict
+from mmvidt.converters.checks import check_backbone_part
 from mmvidt.converters.pit import convert_pit
-from mmvidt.converters.state_dict_utils import load_state_dict_file
+from mmvidt.converters.state_dict_utils import load_state_dict_file, save_converted
 from mmvidt.models.backbones.pit import PiT
 
 
@@ -35,15 +32,11 @@ def main() -> int:
             # The distilled variants differ only by a second token (and head).
             distilled = converted['backbone.cls_token'].shape[1] == 2
             backbone = PiT(arch=args.arch, distilled=distilled)
-            expected = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
-            backbone_keys = {k: v for k, v in converted.items() if k.startswith('backbone.')}
-            check_state_dict(backbone_keys, expected, args.src)
+            check_backbone_part(converted, backbone, args.src)
     except (KeyError, ValueError) as exc:  # incl. StateDictMismatchError
         print(f'error: {exc}', file=sys.stderr)
         return 1
-    meta = dict(converted_from=os.path.basename(args.src), converter='mmvidt.converters.pit')
-    torch.save({'state_dict': converted, 'meta': meta}, args.dst)
-    print(f'saved {len(converted)} tensors to {args.dst}')
+    save_converted(converted, args.dst, args.src, converter='mmvidt.converters.pit')
     return 0
 
 

@@ -8,14 +8,11 @@ classifiers and, with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=
 into detectors.
 """
 import argparse
-import os
 import sys
 
-import torch
-
-from mmvidt.converters.checks import check_state_dict
+from mmvidt.converters.checks import check_backbone_part
 from mmvidt.converters.rexnet import convert_rexnet
-from mmvidt.converters.state_dict_utils import load_state_dict_file
+from mmvidt.converters.state_dict_utils import load_state_dict_file, save_converted
 from mmvidt.models.backbones.rexnet import ReXNet
 
 
@@ -42,15 +39,11 @@ def main() -> int:
         if args.arch:
             arch = dict(ReXNet.arch_zoo[args.arch], depth_mult=args.depth_mult)
             backbone = ReXNet(arch=arch)
-            expected = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
-            backbone_keys = {k: v for k, v in converted.items() if k.startswith('backbone.')}
-            check_state_dict(backbone_keys, expected, args.src)
+            check_backbone_part(converted, backbone, args.src)
     except (KeyError, ValueError) as exc:  # incl. StateDictMismatchError
         print(f'error: {exc}', file=sys.stderr)
         return 1
-    meta = dict(converted_from=os.path.basename(args.src), converter='mmvidt.converters.rexnet')
-    torch.save({'state_dict': converted, 'meta': meta}, args.dst)
-    print(f'saved {len(converted)} tensors to {args.dst}')
+    save_converted(converted, args.dst, args.src, converter='mmvidt.converters.rexnet')
     return 0
 
 

@@ -1,23 +1,22 @@
 """CoaT-Lite with the Reconfigured Attention Module (RAM): ViDT's alternative body."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmdet.registry import MODELS
-from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
-from mmvidt.converters.checks import summarize_keys
 from mmvidt.converters.coat import coat_key_to_mmvidt
 from mmvidt.models.layers.coat_ram_stage import CoaTRAMStage
 from mmvidt.models.layers.padding_mask import resize_padding_mask
-from .swin_ram import SwinRAMOutputs, _read_checkpoint
+from .imagenet_pretrained import ImageNetPretrainedMixin
+from .swin_ram import SwinRAMOutputs, checked_cross_indices
 
 
 @MODELS.register_module()
-class CoaTLiteRAM(BaseModule):
+class CoaTLiteRAM(ImageNetPretrainedMixin, BaseModule):
     """CoaT-Lite (`Xu et al. <https://arxiv.org/abs/2104.06399>`_) with N [DET] tokens (ViDT).
 
     Four serial stages of factorized conv-attention; [DET] tokens run next to the patch tokens
@@ -54,6 +53,9 @@ class CoaTLiteRAM(BaseModule):
                       mlp_ratios=(8, 8, 4, 4)),
     }
     num_stages = 4
+    pretrained_key_to_mmvidt = staticmethod(coat_key_to_mmvidt)
+    pretrained_family = 'CoaT'
+    pretrained_keys_hint = "official CoaT keys such as 'patch_embed1.proj.weight'"
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -83,11 +85,7 @@ class CoaTLiteRAM(BaseModule):
         if not len(self.embed_dims) == len(self.depths) == len(mlp_ratios) == self.num_stages:
             raise ValueError(f'CoaTLiteRAM has {self.num_stages} stages: got embed_dims '
                              f'{self.embed_dims}, depths {self.depths}, mlp_ratios {mlp_ratios}')
-        self.cross_indices = tuple(cross_indices)
-        if len(set(self.cross_indices)) != len(self.cross_indices) or not set(
-                self.cross_indices) <= set(range(self.num_stages)):
-            raise ValueError(f'cross_indices must be distinct stage indices in 0..3, '
-                             f'got {cross_indices}')
+        self.cross_indices = checked_cross_indices(cross_indices, self.num_stages)
         self.det_token_num = det_token_num
         self.pos_dim = pos_dim
         self.with_last_merge = with_last_merge
@@ -177,57 +175,3 @@ class CoaTLiteRAM(BaseModule):
             det_pos=self.det_pos_embed.transpose(1, 2),
             stage_det_tokens=tuple(stage_dets),
             cross_mask=cross_mask)
-
-    def init_weights(self) -> None:
-        """Construction-time init, or ImageNet CoaT-Lite weights with ``init_cfg=Pretrained``."""
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
-            super().init_weights()
-            return
-        checkpoint = self.init_cfg.get('checkpoint')
-        if not checkpoint:
-            raise ValueError("CoaTLiteRAM init_cfg of type 'Pretrained' needs a 'checkpoint'")
-        self.load_imagenet_weights(_read_checkpoint(checkpoint), source=checkpoint)
-
-    def load_imagenet_weights(self, checkpoint: dict, source: str = 'checkpoint'
-                              ) -> Tuple[List[str], List[str]]:
-        """Load an ImageNet CoaT-Lite classification checkpoint (non-strict), log a report.
-
-        Args:
-            checkpoint: ``{'model': state_dict}`` (official CoaT release) or a bare timm state
-                dict, with official CoaT key names.
-            source: name of the checkpoint in messages.
-
-        Returns:
-            ``(missing, unused)``: CoaTLiteRAM keys left at their initialisation (the [DET]
-            parts, the stride-64 embedding) and checkpoint keys not used (classifier ``head``,
-            final ``norm*``, the per-block aliases of the shared position encodings).
-
-        Raises:
-            ValueError: the file holds no CoaT weights, or a shape does not fit.
-        """
-        state = checkpoint.get('model', checkpoint.get('state_dict', checkpoint))
-        own = self.state_dict()
-        loadable, unused = {}, []
-        for key, value in state.items():
-            new_key = coat_key_to_mmvidt(key)
-            if new_key in own:
-                loadable[new_key] = value
-            else:
-                unused.append(key)
-        if not loadable:
-            raise ValueError(f'{source}: no CoaT weights found (expected official CoaT keys '
-                             "such as 'patch_embed1.proj.weight', possibly under 'model')")
-        mismatched = [f'{key}: checkpoint {tuple(value.shape)} vs CoaTLiteRAM '
-                      f'{tuple(own[key].shape)}' for key, value in loadable.items()
-                      if value.shape != own[key].shape]
-        if mismatched:
-            raise ValueError(f'{source}: shapes do not fit this CoaTLiteRAM (wrong arch?):\n  ' +
-                             '\n  '.join(mismatched))
-        missing = sorted(self.load_state_dict(loadable, strict=False).missing_keys)
-        print_log(
-            f'CoaTLiteRAM: loaded {len(loadable)} tensors from {source}\n'
-            f'  unused checkpoint keys ({len(unused)}): {", ".join(summarize_keys(unused))}\n'
-            f'  newly initialised CoaTLiteRAM keys ({len(missing)}): '
-            f'{", ".join(summarize_keys(missing))}', logger='current')
-        self._is_init = True
-        return missing, unused

@@ -1,20 +1,17 @@
 """Swin Transformer with the Reconfigured Attention Module (RAM): the ViDT backbone."""
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmdet.registry import MODELS
-from mmengine.fileio import get_local_path
-from mmengine.logging import print_log
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
-from mmvidt.converters.checks import summarize_keys
 from mmvidt.converters.vidt import swin_key_to_mmvidt
 from mmvidt.models.layers.padding_mask import resize_padding_mask
 from mmvidt.models.layers.swin_ram_stage import SwinRAMStage
-from mmvidt.utils import safe_load
+from .imagenet_pretrained import ImageNetPretrainedMixin
 
 
 class SwinRAMOutputs(NamedTuple):
@@ -38,16 +35,17 @@ class SwinRAMOutputs(NamedTuple):
     cross_mask: Optional[Tensor]
 
 
-def _read_checkpoint(path: str) -> dict:
-    """Load a checkpoint as plain data only (``weights_only=True``), from a URL or any path."""
-    if path.startswith(('http://', 'https://')):
-        return torch.hub.load_state_dict_from_url(path, map_location='cpu', weights_only=True)
-    with get_local_path(path) as local_path:
-        return safe_load(local_path, map_location='cpu')
+def checked_cross_indices(cross_indices: Sequence[int], num_stages: int) -> Tuple[int, ...]:
+    """The stages with [DET] x [PATCH, DET] attention as a tuple, validated."""
+    indices = tuple(cross_indices)
+    if len(set(indices)) != len(indices) or not set(indices) <= set(range(num_stages)):
+        raise ValueError(f'cross_indices must be distinct stage indices in 0..{num_stages - 1}, '
+                         f'got {cross_indices}')
+    return indices
 
 
 @MODELS.register_module()
-class SwinRAM(BaseModule):
+class SwinRAM(ImageNetPretrainedMixin, BaseModule):
     """Swin Transformer whose attention is ViDT's RAM, with N learnable [DET] tokens.
 
     [DET] tokens travel through all stages next to the patch tokens (`ViDT
@@ -100,6 +98,10 @@ class SwinRAM(BaseModule):
                       drop_path_rate=0.3),
     }
     num_stages = 4
+    pretrained_key_to_mmvidt = staticmethod(swin_key_to_mmvidt)
+    pretrained_family = 'Swin'
+    pretrained_keys_hint = "Microsoft Swin keys such as 'patch_embed.proj.weight'"
+    pretrained_shape_hint = 'wrong arch or window size?'
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -144,11 +146,7 @@ class SwinRAM(BaseModule):
         if len(self.depths) != self.num_stages or len(self.num_heads) != self.num_stages:
             raise ValueError(f'SwinRAM has {self.num_stages} stages: got depths {self.depths} and '
                              f'num_heads {self.num_heads}')
-        self.cross_indices = tuple(cross_indices)
-        if len(set(self.cross_indices)) != len(self.cross_indices) or not set(
-                self.cross_indices) <= set(range(self.num_stages)):
-            raise ValueError(f'cross_indices must be distinct stage indices in 0..3, '
-                             f'got {cross_indices}')
+        self.cross_indices = checked_cross_indices(cross_indices, self.num_stages)
         if det_token_num < 1:
             raise ValueError(f'det_token_num must be >= 1, got {det_token_num}')
         self.det_token_num = det_token_num
@@ -274,62 +272,3 @@ class SwinRAM(BaseModule):
         super().train(mode)
         self._freeze_stages()
         return self
-
-    def init_weights(self) -> None:
-        """Official initialisation, or ImageNet Swin weights with ``init_cfg=Pretrained``.
-
-        Without a checkpoint the layers keep their construction-time initialisation, as the
-        official model does (PyTorch defaults; truncated normal for the [DET] token, [DET]
-        positional embedding and relative position bias tables).
-        """
-        if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
-            super().init_weights()
-            return
-        checkpoint = self.init_cfg.get('checkpoint')
-        if not checkpoint:
-            raise ValueError("SwinRAM init_cfg of type 'Pretrained' needs a 'checkpoint' path")
-        self.load_imagenet_weights(_read_checkpoint(checkpoint), source=checkpoint)
-
-    def load_imagenet_weights(self, checkpoint: dict, source: str = 'checkpoint'
-                              ) -> Tuple[List[str], List[str]]:
-        """Load an ImageNet Swin classification checkpoint (non-strict) and log a report.
-
-        Args:
-            checkpoint: ``{'model': state_dict}`` (Microsoft / NAVER release format) or a bare
-                state dict with Microsoft Swin key names.
-            source: name of the checkpoint in messages.
-
-        Returns:
-            ``(missing, unused)``: SwinRAM keys left at their initialisation (the ViDT
-            additions) and checkpoint keys that SwinRAM does not use (classifier ``head``, final
-            ``norm``, ``attn_mask`` buffers).
-
-        Raises:
-            ValueError: the checkpoint holds no Swin weights, or a shape does not fit.
-        """
-        state = checkpoint.get('model', checkpoint.get('state_dict', checkpoint))
-        own = self.state_dict()
-        loadable, unused = {}, []
-        for key, value in state.items():
-            new_key = swin_key_to_mmvidt(key)
-            if new_key in own:
-                loadable[new_key] = value
-            else:
-                unused.append(key)
-        if not loadable:
-            raise ValueError(f'{source}: no Swin weights found (expected Microsoft Swin keys '
-                             f"such as 'patch_embed.proj.weight', possibly under 'model')")
-        mismatched = [f'{key}: checkpoint {tuple(value.shape)} vs SwinRAM '
-                      f'{tuple(own[key].shape)}' for key, value in loadable.items()
-                      if value.shape != own[key].shape]
-        if mismatched:
-            raise ValueError(f'{source}: shapes do not fit this SwinRAM (wrong arch or '
-                             'window size?):\n  ' + '\n  '.join(mismatched))
-        missing = sorted(self.load_state_dict(loadable, strict=False).missing_keys)
-        print_log(
-            f'SwinRAM: loaded {len(loadable)} tensors from {source}\n'
-            f'  unused checkpoint keys ({len(unused)}): {", ".join(summarize_keys(unused))}\n'
-            f'  newly initialised SwinRAM keys ({len(missing)}): '
-            f'{", ".join(summarize_keys(missing))}', logger='current')
-        self._is_init = True
-        return missing, unused

@@ -4,14 +4,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmdet.models.dense_heads import DeformableDETRHead
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import InstanceList, OptInstanceList
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from .class_logit_mapping import ClassLogitMappingMixin
+
 
 @MODELS.register_module()
-class ViDTHead(DeformableDETRHead):
+class ViDTHead(ClassLogitMappingMixin, DeformableDETRHead):
     """Head of ViDT (VIDT.md §3, §5, §7), built on mmdet's Deformable-DETR head.
 
     What mmdet's head already does identically is reused: per-level class / box branches
@@ -47,26 +48,7 @@ class ViDTHead(DeformableDETRHead):
         self.with_aux_loss = with_aux_loss
         if not self.loss_cls.use_sigmoid:
             raise ValueError('ViDTHead needs a sigmoid classification loss (focal loss)')
-        columns = list(range(num_classes)) if class_logit_indices is None else [
-            int(c) for c in class_logit_indices]
-        if len(set(columns)) != len(columns) or not all(0 <= c < num_classes for c in columns):
-            raise ValueError('class_logit_indices must be distinct logit columns in '
-                             f'[0, {num_classes}), got {list(class_logit_indices)}')
-        logits = [-1] * num_classes
-        for label, column in enumerate(columns):
-            logits[column] = label
-        label_to_logit = torch.tensor(columns, dtype=torch.long)
-        logit_to_label = torch.tensor(logits, dtype=torch.long)
-        self.register_buffer('label_to_logit', label_to_logit, persistent=False)
-        self.register_buffer('logit_to_label', logit_to_label, persistent=False)
-
-    def _labels_to_logits(self, batch_gt_instances: InstanceList) -> InstanceList:
-        mapped = []
-        for gt_instances in batch_gt_instances:
-            gt_instances = gt_instances.clone()
-            gt_instances.labels = self.label_to_logit[gt_instances.labels]
-            mapped.append(gt_instances)
-        return mapped
+        self._init_class_logit_mapping(num_classes, class_logit_indices)
 
     def loss_by_feat(self,
                      all_layers_cls_scores: Tensor,
@@ -116,13 +98,6 @@ class ViDTHead(DeformableDETRHead):
         max_per_img = min(self.test_cfg.get('max_per_img', 100), cls_score.numel())
         scores, indexes = cls_score.sigmoid().flatten().topk(max_per_img)
         queries = torch.div(indexes, num_logits, rounding_mode='floor')
-        labels = self.logit_to_label[indexes % num_logits]
-        height, width = img_meta['ori_shape'] if rescale else img_meta['img_shape']
-        bboxes = bbox_cxcywh_to_xyxy(bbox_pred[queries]) * bbox_pred.new_tensor(
-            [width, height, width, height])
-        keep = labels >= 0
-        results = InstanceData()
-        results.bboxes = bboxes[keep]
-        results.scores = scores[keep]
-        results.labels = labels[keep]
+        results, keep = self._dataset_detections(scores, indexes % num_logits, bbox_pred[queries],
+                                                 img_meta, rescale)
         return results, queries[keep]

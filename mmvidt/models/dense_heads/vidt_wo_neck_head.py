@@ -1,14 +1,14 @@
 """Head of ViDT without neck: [DET] tokens -> 1x1 conv + GN -> class / box MLPs (DETR losses)."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import torch
 from mmdet.models.dense_heads import DETRHead
 from mmdet.registry import MODELS
 from mmdet.structures import SampleList
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import InstanceList, OptInstanceList
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
+
+from .class_logit_mapping import ClassLogitMappingMixin
 
 
 def mlp(in_channels: int, hidden_channels: int, out_channels: int) -> nn.Sequential:
@@ -20,7 +20,7 @@ def mlp(in_channels: int, hidden_channels: int, out_channels: int) -> nn.Sequent
 
 
 @MODELS.register_module()
-class ViDTWoNeckHead(DETRHead):
+class ViDTWoNeckHead(ClassLogitMappingMixin, DETRHead):
     """The RAM-only detector head of ViDT (VIDT.md §1.10), built on mmdet's DETR head.
 
     The backbone's final [DET] tokens (B, C_T, N) go through a 1x1 conv + GroupNorm(32)
@@ -67,16 +67,7 @@ class ViDTWoNeckHead(DETRHead):
         super().__init__(num_classes=num_classes, embed_dims=embed_dims, loss_cls=loss_cls,
                          **kwargs)
         self.bg_cls_weight = bg_cls_weight
-        columns = list(range(num_classes)) if class_logit_indices is None else [
-            int(c) for c in class_logit_indices]
-        if len(set(columns)) != len(columns) or not all(0 <= c < num_classes for c in columns):
-            raise ValueError('class_logit_indices must be distinct logit columns in '
-                             f'[0, {num_classes}), got {list(class_logit_indices)}')
-        logit_to_label = [-1] * num_classes
-        for label, column in enumerate(columns):
-            logit_to_label[column] = label
-        self.register_buffer('label_to_logit', torch.tensor(columns), persistent=False)
-        self.register_buffer('logit_to_label', torch.tensor(logit_to_label), persistent=False)
+        self._init_class_logit_mapping(num_classes, class_logit_indices)
 
     def _init_layers(self) -> None:
         self.input_proj = nn.Sequential(
@@ -113,13 +104,9 @@ class ViDTWoNeckHead(DETRHead):
                      batch_img_metas: List[dict],
                      batch_gt_instances_ignore: OptInstanceList = None) -> Dict[str, Tensor]:
         """mmdet's DETR losses with dataset labels mapped to logit columns first."""
-        mapped = []
-        for gt_instances in batch_gt_instances:
-            gt_instances = gt_instances.clone()
-            gt_instances.labels = self.label_to_logit[gt_instances.labels]
-            mapped.append(gt_instances)
-        return super().loss_by_feat(all_layers_cls_scores, all_layers_bbox_preds, mapped,
-                                    batch_img_metas, batch_gt_instances_ignore)
+        return super().loss_by_feat(all_layers_cls_scores, all_layers_bbox_preds,
+                                    self._labels_to_logits(batch_gt_instances), batch_img_metas,
+                                    batch_gt_instances_ignore)
 
     def predict(self, det_tokens: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> InstanceList:
@@ -141,13 +128,4 @@ class ViDTWoNeckHead(DETRHead):
             query order, K = N minus the queries whose best column is no dataset class.
         """
         scores, columns = cls_score.softmax(-1)[:, :-1].max(-1)
-        labels = self.logit_to_label[columns]
-        height, width = img_meta['ori_shape'] if rescale else img_meta['img_shape']
-        bboxes = bbox_cxcywh_to_xyxy(bbox_pred) * bbox_pred.new_tensor(
-            [width, height, width, height])
-        keep = labels >= 0
-        results = InstanceData()
-        results.bboxes = bboxes[keep]
-        results.scores = scores[keep]
-        results.labels = labels[keep]
-        return results
+        return self._dataset_detections(scores, columns, bbox_pred, img_meta, rescale)[0]

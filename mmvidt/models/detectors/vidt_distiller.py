@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from mmvidt.converters.checks import check_state_dict
 from mmvidt.converters.vidt_detector import convert_vidt_detector
-from ..backbones.swin_ram import _read_checkpoint
+from ..backbones.imagenet_pretrained import read_checkpoint
 from ..losses.token_matching_loss import DistilTokens
 from ..necks.vidt_neck import ViDTNeckOutput
 from .vidt import ViDT
@@ -23,7 +23,7 @@ def distil_tokens(out: ViDTNeckOutput) -> DistilTokens:
 
 def load_teacher_weights(teacher: nn.Module, checkpoint: str) -> None:
     """Load an mmvidt (``state_dict``) or official ViDT (``model``) checkpoint strictly."""
-    ckpt = _read_checkpoint(checkpoint)
+    ckpt = read_checkpoint(checkpoint)
     if 'state_dict' in ckpt:
         state = ckpt['state_dict']
     elif 'model' in ckpt:  # official release: convert the keys

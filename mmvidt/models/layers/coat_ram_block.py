@@ -3,13 +3,12 @@ from typing import Optional, Tuple
 
 import torch
 from mmcv.cnn.bricks.drop import build_dropout
-from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from .coat_position_encodings import ConvPosEnc, ConvRelPosEnc
 from .coat_ram_attention import FactorizedReconfiguredAttention
-from .swin_ram_block import CrossAttentionInputs
+from .swin_ram_block import CrossAttentionInputs, residual_ffn
 
 
 class CoaTRAMBlock(BaseModule):
@@ -45,14 +44,7 @@ class CoaTRAMBlock(BaseModule):
         self.det_pos_linear = nn.Linear(pos_dim, embed_dims)
         self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate))
         self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.ffn = FFN(
-            embed_dims=embed_dims,
-            feedforward_channels=int(embed_dims * mlp_ratio),
-            num_fcs=2,
-            ffn_drop=drop_rate,
-            dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),
-            act_cfg=dict(type='GELU'),
-            add_identity=True)
+        self.ffn = residual_ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
 
     def forward(self,
                 x: Tensor,

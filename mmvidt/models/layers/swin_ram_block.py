@@ -23,6 +23,20 @@ class CrossAttentionInputs(NamedTuple):
     bias: Tensor
 
 
+def residual_ffn(embed_dims: int, mlp_ratio: float, drop_rate: float,
+                 drop_path_rate: float) -> FFN:
+    """The second half of a RAM block, ``x + DropPath(FC(GELU(FC(x))))`` with dropout after
+    each FC; called as ``ffn(norm2(x), identity=x)`` on (B, L, C) tokens."""
+    return FFN(
+        embed_dims=embed_dims,
+        feedforward_channels=int(embed_dims * mlp_ratio),
+        num_fcs=2,
+        ffn_drop=drop_rate,
+        dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),
+        act_cfg=dict(type='GELU'),
+        add_identity=True)
+
+
 class SwinRAMBlock(BaseModule):
     """Swin block with RAM: ``x + DropPath(RAM(LN(x)))``, then ``x + DropPath(FFN(LN(x)))``.
 
@@ -61,14 +75,7 @@ class SwinRAMBlock(BaseModule):
         self.det_pos_linear = nn.Linear(pos_dim, embed_dims)
         self.drop_path = build_dropout(dict(type='DropPath', drop_prob=drop_path_rate))
         self.norm2 = build_norm_layer(dict(type='LN'), embed_dims)[1]
-        self.ffn = FFN(
-            embed_dims=embed_dims,
-            feedforward_channels=int(embed_dims * mlp_ratio),
-            num_fcs=2,
-            ffn_drop=drop_rate,
-            dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),
-            act_cfg=dict(type='GELU'),
-            add_identity=True)
+        self.ffn = residual_ffn(embed_dims, mlp_ratio, drop_rate, drop_path_rate)
 
     def forward(self,
                 x: Tensor,

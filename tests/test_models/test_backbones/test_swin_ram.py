@@ -242,12 +242,12 @@ def microsoft_swin_state_dict(C, depths, heads, ws=7, num_classes=10):
 
 
 def test_imagenet_checkpoint_loading(tmp_path, monkeypatch):
-    from mmvidt.models.backbones import swin_ram
+    from mmvidt.models.backbones import imagenet_pretrained
     sd = microsoft_swin_state_dict(C=16, depths=(2, 2, 2, 2), heads=(1, 2, 4, 8))
     path = tmp_path / 'swin_imagenet.pth'
     torch.save({'model': sd}, path)
     logs = []
-    monkeypatch.setattr(swin_ram, 'print_log', lambda msg, logger=None: logs.append(msg))
+    monkeypatch.setattr(imagenet_pretrained, 'print_log', lambda msg, logger=None: logs.append(msg))
 
     model = SwinRAM(arch=SMALL_ARCH, det_token_num=3, pos_dim=8,
                     init_cfg=dict(type='Pretrained', checkpoint=str(path)))
