@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO_CONFIG = osp.join(REPO, 'configs', 'vidt', 'vidt_swin-pico_1xb4-30e_shapes.py')
+DEMO_CONFIG = osp.join(REPO, 'configs', 'vidt', 'vidt_swin-pico_1xb4-80e_shapes.py')
 
 
 def test_demo_config_loss_drops(shapes_root, tmp_path):

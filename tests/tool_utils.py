@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from typing import List
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 #: Tiny FCOS on the shapes dataset with ViDTResize and the ViDT optimisation (seconds per epoch).
 TINY_CONFIG = REPO_ROOT / 'tests' / 'data' / 'configs' / 'tiny_fcos_shapes.py'
 
@@ -15,7 +15,8 @@ def run_tool(args: List[str], cwd: Path, timeout: float = 120, **env: str) -> st
 
     ``tests/test_tools`` is put on ``PYTHONPATH`` so that configs can import test-only modules.
     """
-    full_env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent), OMP_NUM_THREADS='1', **env)
+    full_env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent / 'test_tools'),
+                    OMP_NUM_THREADS='1', **env)
     proc = subprocess.run(args,
                           cwd=cwd,
                           env=full_env,

@@ -1,11 +1,12 @@
-# A ViDT small enough to learn the bundled shapes dataset on a CPU in minutes (the README demo).
+# A ViDT small enough to learn the bundled shapes dataset on a CPU (the README demo, `make demo`).
 # Same architecture as the COCO models, shrunk: Swin-RAM 32-dim with 1-1-2-1 blocks, 20 [DET]
-# tokens, a 64-wide neck with 3 decoder layers; trained from scratch (no ImageNet weights), so
-# a higher learning rate than the official 1e-4.
+# tokens, a 64-wide neck with 3 decoder layers, 160-px images; trained from scratch (no ImageNet
+# weights can be downloaded here), hence a higher learning rate than the official 1e-4 and more
+# epochs. About 0.13 s per step of 4 images on 2 CPU cores: 80 epochs of 300 images take ~13 min.
 _base_ = ['../_base_/datasets/shapes_detection.py', 'mmdet::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmvidt'], allow_failed_imports=False)
 
-image_size = 256
+image_size = 160
 model = dict(
     type='ViDT',
     with_box_refine=True,
@@ -64,8 +65,8 @@ train_dataloader = dict(batch_size=4, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(batch_size=4, dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-max_epochs = 30
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=10)
+max_epochs = 80
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
@@ -82,5 +83,5 @@ param_scheduler = [
          end=max_epochs)
 ]
 default_hooks = dict(logger=dict(type='LoggerHook', interval=25),
-                     checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=1))
+                     checkpoint=dict(type='CheckpointHook', interval=20, max_keep_ckpts=1))
 custom_hooks = [dict(type='FlushDenormalHook')]

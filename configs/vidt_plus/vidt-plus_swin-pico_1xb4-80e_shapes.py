@@ -1,10 +1,10 @@
 # ViDT+ small enough to train on the bundled shapes dataset (which has instance masks) on a CPU:
-# the pico ViDT of ../vidt/vidt_swin-pico_1xb4-30e_shapes.py plus every ViDT+ component (EPFF,
+# the pico ViDT of ../vidt/vidt_swin-pico_1xb4-80e_shapes.py plus every ViDT+ component (EPFF,
 # IoU-aware loss, token labels, UQR mask vectors), evaluated with bbox and segm mAP.
 # Token labelling reserves logit column 0 for objectness, so the 4 classes use columns 1..4.
-_base_ = '../vidt/vidt_swin-pico_1xb4-30e_shapes.py'
+_base_ = '../vidt/vidt_swin-pico_1xb4-80e_shapes.py'
 
-image_size = 256
+image_size = 160
 model = dict(
     neck=dict(fusion=dict(type='EPFF'), token_label=dict(num_classes=5)),
     bbox_head=dict(
