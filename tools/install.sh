@@ -18,7 +18,10 @@ cache=${MMVIDT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmvidt}
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 log() { echo "install.sh: $*"; }
 
-stamp_inputs=("$root"/requirements/*.txt "$root/tools/install.sh" "$root/setup.py")
+# The compiled MSDA kernels are part of the editable install: a change of their sources must
+# rebuild them, or a stale extension would keep running.
+stamp_inputs=("$root"/requirements/*.txt "$root/tools/install.sh" "$root/setup.py"
+              $(find "$root/mmvidt/ops/csrc" "$root/mmvidt/ops/msda_build.py" -type f | sort))
 stamp_value=$(cat "${stamp_inputs[@]}" | sha256sum | cut -d' ' -f1)
 stamp_file=$venv/.mmvidt-install-stamp
 
