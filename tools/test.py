@@ -17,7 +17,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmvidt  # noqa: F401  (registers mmvidt's modules)
-from mmvidt.engine import setup_cpu_distributed
+from mmvidt.engine import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -79,7 +79,10 @@ def main() -> None:
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    runner.test()
+    try:
+        runner.test()
+    finally:
+        teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -16,7 +16,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmvidt  # noqa: F401  (registers mmvidt's modules)
-from mmvidt.engine import setup_cpu_distributed
+from mmvidt.engine import setup_cpu_distributed, teardown_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -92,7 +92,10 @@ def main() -> None:
     cfg = build_config(args)
     setup_cpu_distributed(cfg)
     runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    finally:
+        teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -28,3 +28,13 @@ def setup_cpu_distributed(cfg: Config) -> None:
                                                            'find_unused_parameters', False))
     wrapper_cfg['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper_cfg
+
+
+def teardown_distributed() -> None:
+    """Destroy the default process group, if any, before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's background threads can be torn down while still
+    running ("terminate called without an active exception", SIGABRT) after a successful run.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
