@@ -3,48 +3,26 @@
 # tokens, a 64-wide neck with 3 decoder layers, 160-px images; trained from scratch (no ImageNet
 # weights can be downloaded here), hence a higher learning rate than the official 1e-4 and more
 # epochs. About 0.13 s per step of 4 images on 2 CPU cores: 80 epochs of 300 images take ~13 min.
-_base_ = ['../_base_/datasets/shapes_detection.py', 'mmdet::_base_/default_runtime.py']
+_base_ = [
+    '../_base_/models/vidt_swin-nano.py', '../_base_/datasets/shapes_detection.py',
+    'mmdet::_base_/default_runtime.py'
+]
 custom_imports = dict(imports=['mmvidt'], allow_failed_imports=False)
 
 image_size = 160
 model = dict(
-    type='ViDT',
-    with_box_refine=True,
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=1),
     backbone=dict(
-        type='SwinRAM',
-        arch=dict(embed_dims=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
+        arch=dict(_delete_=True, embed_dims=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8)),
         det_token_num=20,
         pos_dim=64,
-        cross_indices=(3, ),
-        last_merge_channels=128),
+        last_merge_channels=128,
+        init_cfg=None),
     neck=dict(
-        type='ViDTNeck',
         embed_dims=64,
         decoder=dict(
             num_layers=3,
             layer_cfg=dict(num_heads=4, num_points=4, feedforward_channels=256, dropout=0.0))),
-    bbox_head=dict(
-        type='ViDTHead',
-        num_classes=4,
-        embed_dims=64,
-        sync_cls_avg_factor=True,
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=5.0),
-        loss_iou=dict(type='GIoULoss', loss_weight=2.0)),
-    train_cfg=dict(
-        assigner=dict(
-            type='HungarianAssigner',
-            match_costs=[
-                dict(type='FocalLossCost', weight=2.0, eps=1e-8),
-                dict(type='BBoxL1Cost', weight=5.0, box_format='xywh'),
-                dict(type='IoUCost', iou_mode='giou', weight=2.0)
-            ])),
+    bbox_head=dict(num_classes=4, class_logit_indices=None, embed_dims=64),
     test_cfg=dict(max_per_img=20))
 
 train_pipeline = [

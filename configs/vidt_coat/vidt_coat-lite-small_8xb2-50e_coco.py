@@ -1,15 +1,8 @@
-# ViDT with a CoaT-Lite-small body with RAM (VIDT.md §1.9; official code, no published results):
-# the Swin-nano ViDT recipe with the body swapped; ImageNet weights from the timm CoaT release.
-_base_ = '../vidt/vidt_swin-nano_8xb2-50e_coco.py'
+# ViDT with a CoaT-Lite-small body with RAM (VIDT.md §1.9; official code, no published results).
+_base_ = './vidt_coat-lite-tiny_8xb2-50e_coco.py'
 model = dict(
     backbone=dict(
-        _delete_=True,
-        type='CoaTLiteRAM',
         arch='small',
-        det_token_num=100,
-        pos_dim=256,
-        cross_indices=(3, ),
         init_cfg=dict(
-            type='Pretrained',
             checkpoint='https://github.com/rwightman/pytorch-image-models/releases/download/'
             'v0.1-coat-weights/coat_lite_small-fea1d5a1.pth')))
