@@ -154,7 +154,10 @@ def test_converter_scripts(tmp_path, load_fixture, monkeypatch, capsys):
     assert not (tmp_path / 'x.pth').exists()
 
     torch.save(load_fixture('pit_s_shrunk.pt')['state_dict'], src)
-    assert run_script('pit2mmvidt.py', monkeypatch, src, dst) == 0
+    # an existing output is never replaced silently
+    assert run_script('pit2mmvidt.py', monkeypatch, src, dst) == 1
+    assert 'exists; pass --force' in capsys.readouterr().err
+    assert run_script('pit2mmvidt.py', monkeypatch, src, dst, '--force') == 0
     assert 'head.layers.head_dist.weight' in torch.load(dst, weights_only=True)['state_dict']
     # --arch s: the shrunk fixture has 16-channel stages, PiT-S 144 -> reported, not written.
     assert run_script('pit2mmvidt.py', monkeypatch, src, tmp_path / 'y.pth', '--arch', 's') == 1

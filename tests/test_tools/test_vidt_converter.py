@@ -50,10 +50,11 @@ def test_refuses_to_overwrite_and_names_mismatches(tmp_path, official_checkpoint
     with pytest.raises(AssertionError, match='exists; pass --force'):
         run_tool(python_tool('model_converters/vidt2mmvidt.py', src, dst), tmp_path)
     assert dst.read_bytes() == b'user data'
-    with pytest.raises(AssertionError, match='dst must differ from src'):
+    with pytest.raises(AssertionError, match='is the input checkpoint'):
         run_tool(python_tool('model_converters/vidt2mmvidt.py', src, src), tmp_path)
     # the converted weights do not fit a Swin-nano config: every problem is listed
-    with pytest.raises(AssertionError, match=r'neck.tgt_proj.1.weight: converted \(64,\) vs model \(256,\)'):
+    mismatch = r'neck.tgt_proj.1.weight: converted \(64,\) vs model \(256,\)'
+    with pytest.raises(AssertionError, match=mismatch):
         run_tool(python_tool('model_converters/vidt2mmvidt.py', src, tmp_path / 'x.pth',
                              '--config', 'configs/vidt/vidt_swin-nano_8xb2-50e_coco.py'),
                  REPO_ROOT)

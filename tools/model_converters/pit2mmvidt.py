@@ -18,6 +18,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='official or timm PiT checkpoint (.pth)')
     parser.add_argument('dst', help='output file')
+    parser.add_argument('--force', action='store_true', help='replace an existing dst')
     parser.add_argument('--arch',
                         choices=sorted(PiT.arch_zoo),
                         help='check the converted backbone keys and shapes against this PiT arch')
@@ -33,10 +34,11 @@ def main() -> int:
             distilled = converted['backbone.cls_token'].shape[1] == 2
             backbone = PiT(arch=args.arch, distilled=distilled)
             check_backbone_part(converted, backbone, args.src)
-    except (KeyError, ValueError) as exc:  # incl. StateDictMismatchError
+        save_converted(converted, args.dst, args.src, converter='mmvidt.converters.pit',
+                       force=args.force)
+    except (KeyError, ValueError, FileExistsError) as exc:  # incl. StateDictMismatchError
         print(f'error: {exc}', file=sys.stderr)
         return 1
-    save_converted(converted, args.dst, args.src, converter='mmvidt.converters.pit')
     return 0
 
 

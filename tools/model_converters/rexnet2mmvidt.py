@@ -20,6 +20,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='official or timm ReXNet checkpoint (.pth)')
     parser.add_argument('dst', help='output file')
+    parser.add_argument('--force', action='store_true', help='replace an existing dst')
     parser.add_argument('--arch',
                         choices=sorted(ReXNet.arch_zoo),
                         help='check the converted backbone keys and shapes against this arch')
@@ -40,10 +41,11 @@ def main() -> int:
             arch = dict(ReXNet.arch_zoo[args.arch], depth_mult=args.depth_mult)
             backbone = ReXNet(arch=arch)
             check_backbone_part(converted, backbone, args.src)
-    except (KeyError, ValueError) as exc:  # incl. StateDictMismatchError
+        save_converted(converted, args.dst, args.src, converter='mmvidt.converters.rexnet',
+                       force=args.force)
+    except (KeyError, ValueError, FileExistsError) as exc:  # incl. StateDictMismatchError
         print(f'error: {exc}', file=sys.stderr)
         return 1
-    save_converted(converted, args.dst, args.src, converter='mmvidt.converters.rexnet')
     return 0
 
 

@@ -12,11 +12,9 @@ layout of the official box evaluation). The input is only read, and the output i
 atomically and never over an existing file unless ``--force``.
 """
 import argparse
-import os
 import os.path as osp
 import pprint
 import sys
-import tempfile
 
 import torch
 from mmdet.registry import MODELS
@@ -24,7 +22,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmvidt.converters.checks import check_state_dict
-from mmvidt.converters.vidt_plus import convert_vidt_checkpoint, vidt_plus_model_from_official_args
+from mmvidt.converters.state_dict_utils import save_checkpoint_file
+from mmvidt.converters.vidt_plus import (convert_vidt_checkpoint,
+                                         vidt_plus_model_from_official_args)
 
 
 def load_official_checkpoint(path: str) -> dict:
@@ -39,16 +39,6 @@ def load_official_checkpoint(path: str) -> dict:
     return checkpoint
 
 
-def save_atomically(obj: dict, path: str, force: bool) -> None:
-    if osp.exists(path) and not force:
-        raise FileExistsError(f'{path} exists; pass --force to replace it')
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=directory, suffix='.tmp', delete=False) as tmp:
-        torch.save(obj, tmp.name)
-    os.replace(tmp.name, path)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='official checkpoint (.pth)')
@@ -60,9 +50,6 @@ def main() -> int:
                         help='drop the ViDT+ training-only heads (IoU-aware, token label, vector)')
     parser.add_argument('--force', action='store_true', help='replace an existing dst')
     args = parser.parse_args()
-    if osp.abspath(args.src) == osp.abspath(args.dst):
-        parser.error('dst must differ from src: the official checkpoint is never overwritten')
-
     checkpoint = load_official_checkpoint(args.src)
     converted = convert_vidt_checkpoint(checkpoint['model'], args.src,
                                         keep_training_heads=not args.box_only)
@@ -89,7 +76,8 @@ def main() -> int:
     if official_args is not None:
         meta['official_args'] = {k: v for k, v in vars(official_args).items()
                                  if isinstance(v, (int, float, str, bool, list, type(None)))}
-    save_atomically(dict(state_dict=state_dict, meta=meta), args.dst, args.force)
+    save_checkpoint_file(dict(state_dict=state_dict, meta=meta), args.dst, args.src,
+                         args.force)
     print(f'wrote {len(state_dict)} tensors to {args.dst}')
     return 0
 

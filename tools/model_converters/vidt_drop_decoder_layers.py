@@ -14,6 +14,7 @@ import sys
 
 import torch
 
+from mmvidt.converters.state_dict_utils import save_checkpoint_file
 from mmvidt.converters.vidt_detector import convert_vidt_detector
 from mmvidt.converters.vidt_layer_drop import drop_decoder_layers, num_decoder_layers
 
@@ -22,6 +23,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='mmvidt or official ViDT checkpoint (.pth)')
     parser.add_argument('dst', help='mmvidt checkpoint to write')
+    parser.add_argument('--force', action='store_true', help='replace an existing dst')
     parser.add_argument('--num-layers', type=int, required=True,
                         help='decoder layers to keep (official README rows: 4 of 6)')
     args = parser.parse_args()
@@ -44,7 +46,7 @@ def main() -> int:
         return 1
     meta = dict(converted_from=osp.basename(args.src),
                 decoder_layers=f'{args.num_layers} of {total}')
-    torch.save(dict(state_dict=reduced, meta=meta), args.dst)
+    save_checkpoint_file(dict(state_dict=reduced, meta=meta), args.dst, args.src, args.force)
     print(f'kept {args.num_layers} of {total} decoder layers: wrote {len(reduced)} tensors '
           f'to {args.dst}')
     return 0
