@@ -7,7 +7,7 @@ export MMVIDT_VENV := $(abspath $(VENV))
 
 # The demo: a small ViDT trained from scratch on the bundled shapes dataset, on CPU.
 SHAPES := data/shapes
-DEMO_CONFIG := configs/vidt/vidt_swin-pico_1xb4-80e_shapes.py
+DEMO_CONFIG := configs/vidt/vidt_swin-pico_1xb4-40e_shapes.py
 DEMO_DIR := work_dirs/shapes_demo
 
 install:
@@ -30,5 +30,5 @@ $(SHAPES)/annotations/val.json: tools/dataset_converters/make_shapes.py mmvidt/d
 demo: install $(SHAPES)/annotations/val.json
 	$(PYTHON) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_DIR)
 	$(PYTHON) tools/demo/image_demo.py $(SHAPES)/val/000000.png $(DEMO_CONFIG) \
-		--weights $(DEMO_DIR)/epoch_80.pth --out-dir $(DEMO_DIR)/vis
+		--weights $(DEMO_DIR)/epoch_40.pth --out-dir $(DEMO_DIR)/vis
 	@echo "demo done: metrics in $(DEMO_DIR)/*/*.log, drawing in $(DEMO_DIR)/vis/000000.png"

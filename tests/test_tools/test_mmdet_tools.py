@@ -7,7 +7,7 @@ import mmdet
 from tool_utils import REPO_ROOT, run_tool
 
 MMDET_TRAIN = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
-DEMO_CONFIG = REPO_ROOT / 'configs' / 'vidt' / 'vidt_swin-pico_1xb4-80e_shapes.py'
+DEMO_CONFIG = REPO_ROOT / 'configs' / 'vidt' / 'vidt_swin-pico_1xb4-40e_shapes.py'
 
 
 def test_mmdet_train_tool_runs_a_vidt_config(shapes_root, tmp_path):

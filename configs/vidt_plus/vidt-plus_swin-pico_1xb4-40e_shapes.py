@@ -1,8 +1,8 @@
 # ViDT+ small enough to train on the bundled shapes dataset (which has instance masks) on a CPU:
-# the pico ViDT of ../vidt/vidt_swin-pico_1xb4-80e_shapes.py plus every ViDT+ component (EPFF,
+# the pico ViDT of ../vidt/vidt_swin-pico_1xb4-40e_shapes.py plus every ViDT+ component (EPFF,
 # IoU-aware loss, token labels, UQR mask vectors), evaluated with bbox and segm mAP.
 # Token labelling reserves logit column 0 for objectness, so the 4 classes use columns 1..4.
-_base_ = '../vidt/vidt_swin-pico_1xb4-80e_shapes.py'
+_base_ = '../vidt/vidt_swin-pico_1xb4-40e_shapes.py'
 
 image_size = 160
 model = dict(
