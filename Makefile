@@ -30,5 +30,5 @@ $(SHAPES)/annotations/val.json: tools/dataset_converters/make_shapes.py mmvidt/d
 demo: install $(SHAPES)/annotations/val.json
 	$(PYTHON) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_DIR)
 	$(PYTHON) tools/demo/image_demo.py $(SHAPES)/val/000000.png $(DEMO_CONFIG) \
-		--weights $(DEMO_DIR)/epoch_40.pth --out-dir $(DEMO_DIR)/vis
+		--weights $(DEMO_DIR)/epoch_40.pth --out-dir $(DEMO_DIR)/vis --pred-score-thr 0.2
 	@echo "demo done: metrics in $(DEMO_DIR)/*/*.log, drawing in $(DEMO_DIR)/vis/000000.png"
