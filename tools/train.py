@@ -2,21 +2,18 @@
 
 Examples::
 
-    python tools/train.py configs/vidt/vidt_swin-nano_50e_coco.py --work-dir work_dirs/nano
+    python tools/train.py configs/vidt/vidt_swin-nano_8xb2-50e_coco.py --work-dir work_dirs/nano
     python tools/train.py CONFIG --resume                 # resume from the latest checkpoint
     python tools/train.py CONFIG --resume work_dirs/x/epoch_3.pth
     bash tools/dist_train.sh CONFIG 8 --amp --auto-scale-lr
 """
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 import mmvidt  # noqa: F401  (registers mmvidt's modules)
-from mmvidt.engine import setup_cpu_distributed, teardown_distributed
+from mmvidt.engine import (add_runner_args, distributed_runner, load_runner_config,
+                           parse_runner_args)
 
 
 def parse_args() -> argparse.Namespace:
@@ -37,33 +34,13 @@ def parse_args() -> argparse.Namespace:
         const='auto',
         help='resume from the given checkpoint, or from the latest one in the work dir when '
         'no path is given')
-    parser.add_argument('--cfg-options',
-                        nargs='+',
-                        action=DictAction,
-                        help='override config entries, e.g. train_cfg.max_epochs=12 '
-                        'optim_wrapper.optimizer.lr=2e-4')
-    parser.add_argument('--launcher',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none',
-                        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_args(parser, 'train_cfg.max_epochs=12 optim_wrapper.optimizer.lr=2e-4')
+    return parse_runner_args(parser)
 
 
 def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_runner_config(args)
 
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
@@ -89,13 +66,8 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main() -> None:
     args = parse_args()
-    cfg = build_config(args)
-    setup_cpu_distributed(cfg)
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
-    try:
+    with distributed_runner(build_config(args)) as runner:
         runner.train()
-    finally:
-        teardown_distributed()
 
 
 if __name__ == '__main__':

@@ -2,8 +2,10 @@
 from .cpu_dist import setup_cpu_distributed, teardown_distributed
 from .flush_denormal_hook import FlushDenormalHook
 from .optim_wrapper_constructor import ViDTOptimWrapperConstructor
+from .runner_cli import (add_runner_args, distributed_runner, load_runner_config,
+                         parse_runner_args)
 
 __all__ = [
-    'FlushDenormalHook', 'ViDTOptimWrapperConstructor', 'setup_cpu_distributed',
-    'teardown_distributed'
+    'FlushDenormalHook', 'ViDTOptimWrapperConstructor', 'add_runner_args', 'distributed_runner',
+    'load_runner_config', 'parse_runner_args', 'setup_cpu_distributed', 'teardown_distributed'
 ]

@@ -2,8 +2,8 @@
 
 Example::
 
-    python tools/demo/image_demo.py demo.jpg configs/vidt/vidt_swin-nano_50e_coco.py \
-        --weights vidt_nano_50e.pth --out-dir outputs
+    python tools/demo/image_demo.py demo.jpg configs/vidt/vidt_swin-nano_8xb2-50e_coco.py \
+        --weights vidt_nano_50_mmvidt.pth --out-dir outputs
 
 writes ``outputs/demo.png`` (predictions drawn) and ``outputs/preds/demo.json`` (raw predictions).
 """

@@ -59,6 +59,27 @@ int64_t grain_for(int64_t work_per_item) {
   return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, work_per_item));
 }
 
+// Calls visit(l, index_in_level, weight) for every in-map bilinear corner of every sample of
+// one item, weight = attention weight x bilinear weight: the traversal shared by the forward
+// gather and the grad_value scatter.
+template <typename acc_t, typename Visit>
+inline void for_each_weighted_corner(const Levels& levels, int64_t L, int64_t P,
+                                     const acc_t* loc, const acc_t* attn, Visit&& visit) {
+  for (int64_t l = 0; l < L; ++l) {
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t sample = l * P + p;
+      Corners<acc_t> c;
+      if (!bilinear_corners(loc[2 * sample], loc[2 * sample + 1], levels.height[l],
+                            levels.width[l], c)) {
+        continue;
+      }
+      for (int k = 0; k < 4; ++k) {
+        if (c.index[k] >= 0) visit(l, c.index[k], attn[sample] * c.weight[k]);
+      }
+    }
+  }
+}
+
 template <typename scalar_t>
 void forward_kernel(const Sizes& s, const Levels& levels, const scalar_t* value,
                     const at::opmath_type<scalar_t>* locations,
@@ -74,24 +95,11 @@ void forward_kernel(const Sizes& s, const Levels& levels, const scalar_t* value,
       const acc_t* loc = locations + item * L * P * 2;
       const acc_t* attn = weights + item * L * P;
       std::fill(acc.begin(), acc.end(), acc_t(0));
-      for (int64_t l = 0; l < L; ++l) {
-        const scalar_t* level_value = value + (b * s.num_value + levels.start[l]) * row_stride +
-                                      m * D;
-        for (int64_t p = 0; p < P; ++p) {
-          const int64_t sample = l * P + p;
-          Corners<acc_t> c;
-          if (!bilinear_corners(loc[2 * sample], loc[2 * sample + 1], levels.height[l],
-                                levels.width[l], c)) {
-            continue;
-          }
-          for (int k = 0; k < 4; ++k) {
-            if (c.index[k] < 0) continue;
-            const acc_t w = attn[sample] * c.weight[k];
-            const scalar_t* v = level_value + c.index[k] * row_stride;
-            for (int64_t d = 0; d < D; ++d) acc[d] += w * static_cast<acc_t>(v[d]);
-          }
-        }
-      }
+      for_each_weighted_corner(levels, L, P, loc, attn, [&](int64_t l, int64_t index, acc_t w) {
+        const scalar_t* v =
+            value + (b * s.num_value + levels.start[l] + index) * row_stride + m * D;
+        for (int64_t d = 0; d < D; ++d) acc[d] += w * static_cast<acc_t>(v[d]);
+      });
       scalar_t* out = output + item * D;
       for (int64_t d = 0; d < D; ++d) out[d] = static_cast<scalar_t>(acc[d]);
     }
@@ -167,24 +175,11 @@ void backward_value(const Sizes& s, const Levels& levels,
         const acc_t* loc = locations + item * L * P * 2;
         const acc_t* attn = weights + item * L * P;
         const scalar_t* grad = grad_output + item * D;
-        for (int64_t l = 0; l < L; ++l) {
-          acc_t* level_grad = grad_value + (b * s.num_value + levels.start[l]) * row_stride +
-                              m * D;
-          for (int64_t p = 0; p < P; ++p) {
-            const int64_t sample = l * P + p;
-            Corners<acc_t> c;
-            if (!bilinear_corners(loc[2 * sample], loc[2 * sample + 1], levels.height[l],
-                                  levels.width[l], c)) {
-              continue;
-            }
-            for (int k = 0; k < 4; ++k) {
-              if (c.index[k] < 0) continue;
-              const acc_t w = attn[sample] * c.weight[k];
-              acc_t* gv = level_grad + c.index[k] * row_stride;
-              for (int64_t d = c0; d < c1; ++d) gv[d] += w * static_cast<acc_t>(grad[d]);
-            }
-          }
-        }
+        for_each_weighted_corner(levels, L, P, loc, attn, [&](int64_t l, int64_t index, acc_t w) {
+          acc_t* gv =
+              grad_value + (b * s.num_value + levels.start[l] + index) * row_stride + m * D;
+          for (int64_t d = c0; d < c1; ++d) gv[d] += w * static_cast<acc_t>(grad[d]);
+        });
       }
     }
   });
