@@ -14,6 +14,7 @@ Instead of turning ``weights_only`` off, mmvidt
 * routes mmengine's local-file loader through :func:`safe_load`, which turns torch's refusal into
   an error naming the file and the offending global.
 """
+import argparse
 import io
 import os
 import pickle
@@ -40,6 +41,7 @@ def checkpoint_safe_globals() -> List[Any]:
     numpy_core = getattr(np, '_core', None) or np.core
     dtype_classes = [getattr(np.dtypes, name) for name in np.dtypes.__all__]
     return [
+        argparse.Namespace,  # the ``args`` of official ViDT training checkpoints
         HistoryBuffer,
         numpy_core.multiarray._reconstruct,
         numpy_core.multiarray.scalar,

@@ -9,12 +9,11 @@ import pytest
 import torch
 from mmpretrain.registry import MODELS
 
-from mmvidt.converters.pit import convert_pit
-from mmvidt.converters.rexnet import convert_rexnet
-from mmvidt.converters.checks import StateDictMismatchError, check_state_dict
-from mmvidt.converters.state_dict_utils import load_state_dict_file
-from mmvidt.parity.pit import pit_classifier_cfg
-from mmvidt.parity.rexnet import rexnet_classifier_cfg
+from mmvidt.official.pit import convert_pit
+from mmvidt.official.rexnet import convert_rexnet
+from mmvidt.utils.state_dict import StateDictMismatchError, check_state_dict
+from mmvidt.official.parity.pit import pit_classifier_cfg
+from mmvidt.official.parity.rexnet import rexnet_classifier_cfg
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,15 +120,6 @@ def test_rexnet_errors(load_fixture):
         convert_rexnet(extra, source='rexnet.pth')
     with pytest.raises(StateDictMismatchError, match='neither an official ReXNet'):
         convert_rexnet({'conv1.weight': torch.zeros(1)})
-
-
-def test_load_state_dict_file_unwraps_and_rejects_non_tensors(tmp_path):
-    path = tmp_path / 'wrapped.pth'
-    torch.save({'model': {'module.a': torch.ones(1)}, 'epoch': 3}, path)
-    assert list(load_state_dict_file(path)) == ['a']
-    torch.save({'a': torch.ones(1), 'b': 'text'}, path)
-    with pytest.raises(ValueError, match="entry 'b' is a str"):
-        load_state_dict_file(path)
 
 
 def run_script(name: str, monkeypatch, *args) -> int:

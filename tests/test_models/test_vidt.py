@@ -10,10 +10,10 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
-from mmvidt.converters.checks import StateDictMismatchError, check_state_dict
-from mmvidt.converters.vidt_detector import convert_vidt_detector
+from mmvidt.utils.state_dict import StateDictMismatchError, check_state_dict
+from mmvidt.official.vidt_detector import convert_vidt_detector
 from mmvidt.models.detectors.vidt import ViDT, batch_padding_mask
-from mmvidt.parity.vidt_detector import build_vidt_from_fixture
+from mmvidt.official.parity.vidt_detector import build_vidt_from_fixture
 from official_counts import LEVEL_EMBED_PARAMS, official_unused_param_count
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -10,10 +10,11 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
-from mmvidt.converters.checks import StateDictMismatchError
-from mmvidt.converters.vidt_detector import official_backbone_cfg, vidt_model_from_official_args
+from mmvidt.utils.state_dict import StateDictMismatchError
+from mmvidt.official.vidt_detector import official_backbone_cfg, vidt_model_from_official_args
 from mmvidt.models.detectors.vidt_distiller import ViDTDistiller
 from mmvidt.models.losses.token_matching_loss import DistilTokens, TokenMatchingLoss
+from tool_utils import python_tool, run_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -122,16 +123,17 @@ def test_distillation_loss_decreases_and_teacher_gets_no_gradient():
         assert torch.equal(value, teacher_before[key]), key
 
 
-def test_teacher_checkpoints_official_and_mmvidt(tmp_path):
+def test_teacher_checkpoint_is_an_mmvidt_checkpoint(tmp_path):
     source = distiller()
     path = tmp_path / 'teacher.pth'
     torch.save({'state_dict': source.teacher.state_dict()}, path)
     model = distiller(teacher_ckpt=str(path))
     for key, value in source.teacher.state_dict().items():
         assert torch.equal(model.teacher.state_dict()[key], value)
-    torch.save({'meta': {}}, tmp_path / 'bad.pth')
-    with pytest.raises(ValueError, match="'state_dict' \\(mmvidt\\) or 'model'"):
-        distiller(teacher_ckpt=str(tmp_path / 'bad.pth'))
+    torch.save({'model': source.teacher.state_dict()}, tmp_path / 'official.pth')
+    with pytest.raises(ValueError, match='official ViDT layout; convert it first: python '
+                                         'tools/model_converters/vidt2mmvidt.py'):
+        distiller(teacher_ckpt=str(tmp_path / 'official.pth'))
     with pytest.raises(StateDictMismatchError, match='missing keys'):
         distiller(teacher_ckpt=str(path), num_layers=3)
 
@@ -147,7 +149,7 @@ def test_teacher_must_be_a_vidt():
 def test_distil_configs_build(path):
     cfg = Config.fromfile(path)
     assert cfg.model.type == 'ViDTDistiller' and cfg.model.distil_loss.loss_weight == 4.0
-    assert 'vidt_base_50.pth' in cfg.model.teacher_ckpt
+    assert cfg.model.teacher_ckpt == 'checkpoints/vidt_swin-base_8xb2-50e_coco.pth'
     cfg.model.backbone.pop('init_cfg')
     cfg.model.teacher_ckpt = None  # no download in tests
     with torch.device('meta'):
@@ -156,19 +158,20 @@ def test_distil_configs_build(path):
     assert model.teacher.neck.num_layers == model.neck.num_layers
 
 
-def test_official_teacher_checkpoint_is_converted(tmp_path, load_fixture):
+def test_converted_official_teacher_gives_the_official_teacher_outputs(tmp_path, load_fixture):
+    """The documented route: official teacher -> vidt2mmvidt.py -> teacher_ckpt."""
     fixture = load_fixture('vidt_main_distil.pt')
     args, override = fixture['meta']['args'], fixture['meta']['backbone_override']
     student = vidt_model_from_official_args(args, override, class_logit_indices=None)
     teacher = dict(student, backbone=official_backbone_cfg(args, override, teacher=True))
     torch.save({'model': fixture['teacher_state_dict']}, tmp_path / 'official.pth')
+    run_tool(python_tool('model_converters/vidt2mmvidt.py', tmp_path / 'official.pth',
+                         tmp_path / 'teacher.pth'), cwd=tmp_path)
     model = MODELS.build(dict(student, type='ViDTDistiller', teacher_config=teacher,
-                              teacher_ckpt=str(tmp_path / 'official.pth'))).eval()
+                              teacher_ckpt=str(tmp_path / 'teacher.pth'))).eval()
     inputs = fixture['inputs']
     with torch.no_grad():
-        body = model.teacher.backbone(inputs['images'], inputs['masks'])
-        out = model.teacher.neck(body.patch_maps, body.det_tokens, body.det_pos, inputs['masks'],
-                                 model.teacher.bbox_head.reg_branches)
+        out = model.teacher.forward_features(inputs['images'], inputs['masks'])
         logits, _ = model.teacher.bbox_head(out.hidden_states, out.references)
     assert torch.allclose(logits[-1], fixture['teacher_outputs']['pred_logits'], atol=1e-4,
                           rtol=1e-4)

@@ -10,8 +10,8 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmvidt.converters.vidt_detector import convert_vidt_detector, vidt_model_from_official_args
-from mmvidt.converters.vidt_layer_drop import drop_decoder_layers, num_decoder_layers
+from mmvidt.official.vidt_detector import convert_vidt_detector, vidt_model_from_official_args
+from mmvidt.official.layer_drop import drop_decoder_layers, num_decoder_layers
 from official_counts import LEVEL_EMBED_PARAMS, official_unused_param_count
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -40,9 +40,7 @@ def test_config_param_counts_equal_the_official_ones(arch):
 def run_official_inputs(model, fixture):
     inputs = fixture['inputs']
     with torch.no_grad():
-        body = model.backbone(inputs['images'], inputs['masks'])
-        reg = model.bbox_head.reg_branches if model.with_box_refine else None
-        out = model.neck(body.patch_maps, body.det_tokens, body.det_pos, inputs['masks'], reg)
+        out = model.forward_features(inputs['images'], inputs['masks'])
         return model.bbox_head(out.hidden_states, out.references)
 
 
@@ -114,7 +112,7 @@ def test_drop_tool(tmp_path, load_fixture):
     result = subprocess.run([sys.executable, tool, str(tmp_path / 'bad.pth'),
                              str(tmp_path / 'out.pth'), '--num-layers', '2'],
                             capture_output=True, text=True, check=False)
-    assert result.returncode == 1 and "expected a 'state_dict'" in result.stderr
+    assert result.returncode == 1 and "entry 'optimizer' is a dict, not a tensor" in result.stderr
 
 
 def test_every_layer_drop_config_builds():

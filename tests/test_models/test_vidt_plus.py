@@ -118,12 +118,18 @@ def test_missing_masks_and_column_zero_are_reported():
         model.loss(*synthetic_batch())
 
 
-def test_token_labels_need_a_token_loss():
+def test_token_labels_need_both_the_neck_branch_and_the_head_loss():
     cfg = Config.fromfile(SHAPES_CONFIG).model
     cfg.bbox_head = dict(cfg.bbox_head, type='ViDTHead')
     for key in ('loss_iou_aware', 'vector_cfg', 'loss_vector', 'loss_token'):
         cfg.bbox_head.pop(key)
-    with pytest.raises(ValueError, match='no token-label loss'):
+    message = r'the neck predicts token labels \({}, neck.token_label\) and the head has a ' \
+              r'token-label loss \({}, ViDTPlusHead.loss_token\)'
+    with pytest.raises(ValueError, match=message.format(True, False)):
+        build(cfg)
+    cfg = Config.fromfile(SHAPES_CONFIG).model
+    cfg.neck.pop('token_label')
+    with pytest.raises(ValueError, match=message.format(False, True)):
         build(cfg)
 
 

@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
-from mmvidt.converters.vidt_wo_neck import (convert_vidt_wo_neck_detector,
+from mmvidt.official.vidt_wo_neck import (convert_vidt_wo_neck_detector,
                                             vidt_wo_neck_model_from_official_args)
 from mmvidt.models.detectors.vidt_wo_neck import ViDTWoNeck
 from official_counts import official_unused_param_count

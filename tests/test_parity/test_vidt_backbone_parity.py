@@ -2,12 +2,13 @@
 import pytest
 import torch
 
-from mmvidt.converters.checks import StateDictMismatchError, check_state_dict
-from mmvidt.converters.vidt import (convert_swin_ram_backbone,
+from mmvidt.utils.state_dict import StateDictMismatchError, check_state_dict
+from mmvidt.official.swin import (convert_swin_ram_backbone,
                                     swin_ram_kwargs_from_official_args)
 from mmvidt.models.backbones.swin_ram import SwinRAM
-from mmvidt.parity import check_fixture
-from mmvidt.parity.vidt import build_swin_ram_from_fixture, is_vidt_swin_fixture
+from mmvidt.official.parity import check_fixture
+from mmvidt.official.parity.vidt_backbone import build_swin_ram_from_fixture
+from mmvidt.official.parity.vidt_handlers import is_vidt_swin_fixture
 
 SWIN_FIXTURES = ['vidt_main_boxrefine.pt', 'vidt_main_plain.pt', 'vidt_plus_full.pt',
                  'vidt_main_wo_neck.pt', 'vidt_main_distil.pt']
@@ -44,7 +45,7 @@ def test_distil_teacher_backbone_loads_and_runs(load_fixture):
     teacher = build_swin_ram_from_fixture(fixture, teacher=True)
     assert teacher.embed_dims == 12 and teacher.num_heads == (3, 6, 12, 24)
     with torch.no_grad():
-        out = teacher(fixture['inputs']['images'], fixture['inputs']['masks'])
+        out = teacher.forward_ram(fixture['inputs']['images'], fixture['inputs']['masks'])
     assert out.det_tokens.shape == (2, 96, fixture['meta']['args']['det_token_num'])
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from mmvidt.parity import check_fixture, fixture_matches
-from mmvidt.parity.vidt_coat import is_vidt_coat_fixture
+from mmvidt.official.parity import check_fixture, fixture_matches
+from mmvidt.official.parity.vidt_handlers import is_vidt_coat_fixture
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = ['vidt_main_distil.pt', 'vidt_main_wo_neck.pt', 'vidt_main_coat.pt']

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from mmvidt.parity import check_fixture, fixture_matches, recorded_outputs
+from mmvidt.official.parity import check_fixture, fixture_matches, recorded_outputs
 from tool_utils import REPO_ROOT
 
 VIDT_FIXTURES = ['vidt_main_boxrefine.pt', 'vidt_main_plain.pt']

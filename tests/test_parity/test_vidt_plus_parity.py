@@ -5,10 +5,10 @@ import torch
 from mmdet.registry import MODELS
 from mmengine.registry import init_default_scope
 
-from mmvidt.converters.checks import StateDictMismatchError, check_state_dict
-from mmvidt.converters.vidt_plus import convert_vidt_checkpoint, vidt_plus_model_from_official_args
-from mmvidt.parity import check_fixture, fixture_matches
-from mmvidt.parity.vidt_plus import build_vidt_plus_from_fixture, postprocess_outputs
+from mmvidt.utils.state_dict import StateDictMismatchError, check_state_dict
+from mmvidt.official.vidt_plus import convert_vidt_checkpoint, vidt_plus_model_from_official_args
+from mmvidt.official.parity import check_fixture, fixture_matches
+from mmvidt.official.parity.vidt_plus import build_vidt_plus_from_fixture, postprocess_outputs
 
 FIXTURE = 'vidt_plus_full.pt'
 TRAINING_KEYS = ('iou_embed.', 'vector_embed.', 'transformer.enc_output', 'transformer.token_embed')

@@ -5,8 +5,8 @@ import pprint
 import pytest
 import torch
 
-from mmvidt.converters.vidt_detector import vidt_model_from_official_args
-from mmvidt.parity.vidt_detector import build_vidt_from_fixture
+from mmvidt.official.vidt_detector import vidt_model_from_official_args
+from mmvidt.official.parity.vidt_detector import build_vidt_from_fixture
 from tool_utils import REPO_ROOT, python_tool, run_tool
 
 

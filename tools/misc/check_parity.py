@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from mmvidt.parity import ParityRow, check_fixture, fixture_matches
+from mmvidt.official.parity import ParityRow, check_fixture, fixture_matches
 
 
 def main() -> int:

@@ -8,9 +8,8 @@ and, with ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')
 import argparse
 import sys
 
-from mmvidt.converters.checks import check_backbone_part
-from mmvidt.converters.pit import convert_pit
-from mmvidt.converters.state_dict_utils import load_state_dict_file, save_converted
+from mmvidt.official.pit import convert_pit
+from mmvidt.utils import check_backbone_part, read_checkpoint, save_converted, state_dict_of
 from mmvidt.models.backbones.pit import PiT
 
 
@@ -28,13 +27,13 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     try:
-        converted = convert_pit(load_state_dict_file(args.src), source=args.src)
+        converted = convert_pit(state_dict_of(read_checkpoint(args.src), args.src), source=args.src)
         if args.arch:
             # The distilled variants differ only by a second token (and head).
             distilled = converted['backbone.cls_token'].shape[1] == 2
             backbone = PiT(arch=args.arch, distilled=distilled)
             check_backbone_part(converted, backbone, args.src)
-        save_converted(converted, args.dst, args.src, converter='mmvidt.converters.pit',
+        save_converted(converted, args.dst, args.src, converter='mmvidt.official.pit',
                        force=args.force)
     except (KeyError, ValueError, FileExistsError) as exc:  # incl. StateDictMismatchError
         print(f'error: {exc}', file=sys.stderr)

@@ -10,9 +10,8 @@ into detectors.
 import argparse
 import sys
 
-from mmvidt.converters.checks import check_backbone_part
-from mmvidt.converters.rexnet import convert_rexnet
-from mmvidt.converters.state_dict_utils import load_state_dict_file, save_converted
+from mmvidt.official.rexnet import convert_rexnet
+from mmvidt.utils import check_backbone_part, read_checkpoint, save_converted, state_dict_of
 from mmvidt.models.backbones.rexnet import ReXNet
 
 
@@ -34,14 +33,14 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     try:
-        converted = convert_rexnet(load_state_dict_file(args.src),
+        converted = convert_rexnet(state_dict_of(read_checkpoint(args.src), args.src),
                                    depth_mult=args.depth_mult,
                                    source=args.src)
         if args.arch:
             arch = dict(ReXNet.arch_zoo[args.arch], depth_mult=args.depth_mult)
             backbone = ReXNet(arch=arch)
             check_backbone_part(converted, backbone, args.src)
-        save_converted(converted, args.dst, args.src, converter='mmvidt.converters.rexnet',
+        save_converted(converted, args.dst, args.src, converter='mmvidt.official.rexnet',
                        force=args.force)
     except (KeyError, ValueError, FileExistsError) as exc:  # incl. StateDictMismatchError
         print(f'error: {exc}', file=sys.stderr)

@@ -16,22 +16,18 @@ import os.path as osp
 import pprint
 import sys
 
-import torch
 from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmvidt.converters.checks import check_state_dict
-from mmvidt.converters.state_dict_utils import save_checkpoint_file
-from mmvidt.converters.vidt_plus import (convert_vidt_checkpoint,
-                                         vidt_plus_model_from_official_args)
+from mmvidt.official.vidt_plus import convert_vidt_checkpoint, vidt_plus_model_from_official_args
+from mmvidt.utils import check_state_dict, read_checkpoint, save_checkpoint_file
 
 
 def load_official_checkpoint(path: str) -> dict:
-    """Read an official checkpoint as data only; its ``args`` is an ``argparse.Namespace``,
-    allowed for this load (a plain attribute container: unpickling it runs no code)."""
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    """Read an official checkpoint as data only (its ``args`` entry is an
+    ``argparse.Namespace``, a plain attribute container the safe loader accepts)."""
+    checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, dict) or 'model' not in checkpoint:
         keys = list(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise ValueError(f'{path}: not an official ViDT checkpoint (expected a dict with a '

@@ -12,11 +12,9 @@ import argparse
 import os.path as osp
 import sys
 
-import torch
-
-from mmvidt.converters.state_dict_utils import save_checkpoint_file
-from mmvidt.converters.vidt_detector import convert_vidt_detector
-from mmvidt.converters.vidt_layer_drop import drop_decoder_layers, num_decoder_layers
+from mmvidt.official.layer_drop import drop_decoder_layers, num_decoder_layers
+from mmvidt.official.vidt_detector import convert_vidt_detector
+from mmvidt.utils import read_checkpoint, save_checkpoint_file, state_dict_of
 
 
 def main() -> int:
@@ -29,16 +27,11 @@ def main() -> int:
     args = parser.parse_args()
     if osp.abspath(args.src) == osp.abspath(args.dst):
         parser.error('dst must differ from src')
-    with torch.serialization.safe_globals([argparse.Namespace]):  # official 'args' entry
-        checkpoint = torch.load(args.src, map_location='cpu', weights_only=True)
     try:
-        if 'state_dict' in checkpoint:
-            state_dict = checkpoint['state_dict']
-        elif 'model' in checkpoint:
-            state_dict = convert_vidt_detector(checkpoint['model'], source=args.src)
-        else:
-            raise ValueError(f"{args.src}: expected a 'state_dict' (mmvidt) or 'model' "
-                             f'(official) entry, found {sorted(checkpoint)}')
+        checkpoint = read_checkpoint(args.src)
+        state_dict = state_dict_of(checkpoint, args.src)
+        if 'model' in checkpoint:  # official layout: mmvidt keys first
+            state_dict = convert_vidt_detector(state_dict, source=args.src)
         total = num_decoder_layers(state_dict)
         reduced = drop_decoder_layers(state_dict, args.num_layers)
     except ValueError as exc:  # incl. StateDictMismatchError

@@ -4,14 +4,6 @@
 # official checkpoints keep parameters no forward uses (VIDT.md §12.10): DDP must tolerate them
 find_unused_parameters = True
 
-# mmdet label -> official logit column (raw COCO category id); the head keeps the official
-# 91 logits so converted official checkpoints evaluate exactly like the original.
-coco_category_ids = [
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
-    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54,
-    55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81,
-    82, 84, 85, 86, 87, 88, 89, 90
-]
 model = dict(
     type='ViDT',
     with_box_refine=True,
@@ -41,7 +33,9 @@ model = dict(
     bbox_head=dict(
         type='ViDTHead',
         num_classes=91,
-        class_logit_indices=coco_category_ids,
+        # mmdet label -> official logit column (raw COCO category id): the head keeps the
+        # official 91 logits so converted official checkpoints evaluate like the original
+        class_logit_indices='coco',
         embed_dims=256,
         with_aux_loss=True,
         sync_cls_avg_factor=True,

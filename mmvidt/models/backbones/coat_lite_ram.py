@@ -4,19 +4,18 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import torch
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmdet.registry import MODELS
-from mmengine.model import BaseModule, ModuleList
+from mmengine.model import ModuleList
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
-from mmvidt.converters.coat import coat_key_to_mmvidt
-from mmvidt.models.layers.coat_ram_stage import CoaTRAMStage
-from mmvidt.models.layers.padding_mask import resize_padding_mask
-from .imagenet_pretrained import ImageNetPretrainedMixin
-from .swin_ram import SwinRAMOutputs, checked_cross_indices
+from ..layers.coat_ram_stage import CoaTRAMStage
+from ..layers.padding_mask import resize_padding_mask
+from .coat_lite_ram_checkpoint import coat_key_to_mmvidt
+from .ram_backbone import RAMBackbone, RAMOutput
 
 
 @MODELS.register_module()
-class CoaTLiteRAM(ImageNetPretrainedMixin, BaseModule):
+class CoaTLiteRAM(RAMBackbone):
     """CoaT-Lite (`Xu et al. <https://arxiv.org/abs/2104.06399>`_) with N [DET] tokens (ViDT).
 
     Four serial stages of factorized conv-attention; [DET] tokens run next to the patch tokens
@@ -25,10 +24,10 @@ class CoaTLiteRAM(ImageNetPretrainedMixin, BaseModule):
     stages by their own Linear + LayerNorm. An extra patch embedding (2x2, stride 2) of the last
     stage's map gives the stride-64 level (``pos_dim`` channels, as the official code).
 
-    Same interface as :class:`SwinRAM`: ``forward(images, mask)`` returns
-    :class:`SwinRAMOutputs` (the cross mask being the image mask resized to 1/D of the *image*
-    size, D = 2 ** (4 - len(cross_indices))); ``forward(images)`` returns the patch maps chosen
-    by ``out_indices`` for plain mmdet detectors.
+    The interface of :class:`RAMBackbone` (as :class:`SwinRAM`). Levels (``level_channels``):
+    ``embed_dims[1:]`` at strides 8/16/32 and ``pos_dim`` at stride 64 (tiny: 128/256/320/256);
+    the final [DET] tokens are ``embed_dims[3]`` wide. The cross-attention mask is the image
+    mask resized to 1/D of the *image* size, D = 2 ** (4 - len(cross_indices)) (official rule).
 
     Args:
         arch: ``tiny``, ``mini``, ``small`` or a dict with ``embed_dims`` (4), ``depths`` (4),
@@ -52,7 +51,6 @@ class CoaTLiteRAM(ImageNetPretrainedMixin, BaseModule):
         'small': dict(embed_dims=(64, 128, 320, 512), depths=(3, 4, 6, 3), num_heads=8,
                       mlp_ratios=(8, 8, 4, 4)),
     }
-    num_stages = 4
     pretrained_key_to_mmvidt = staticmethod(coat_key_to_mmvidt)
     pretrained_family = 'CoaT'
     pretrained_keys_hint = "official CoaT keys such as 'patch_embed1.proj.weight'"
@@ -70,7 +68,6 @@ class CoaTLiteRAM(ImageNetPretrainedMixin, BaseModule):
                  with_last_merge: bool = True,
                  out_indices: Optional[Sequence[int]] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
             if arch not in self.arch_zoo:
                 raise ValueError(f'unknown CoaTLiteRAM arch {arch!r}; choose from '
@@ -85,24 +82,19 @@ class CoaTLiteRAM(ImageNetPretrainedMixin, BaseModule):
         if not len(self.embed_dims) == len(self.depths) == len(mlp_ratios) == self.num_stages:
             raise ValueError(f'CoaTLiteRAM has {self.num_stages} stages: got embed_dims '
                              f'{self.embed_dims}, depths {self.depths}, mlp_ratios {mlp_ratios}')
-        self.cross_indices = checked_cross_indices(cross_indices, self.num_stages)
-        self.det_token_num = det_token_num
-        self.pos_dim = pos_dim
-        self.with_last_merge = with_last_merge
-        self.level_channels = self.embed_dims[1:] + ((pos_dim, ) if with_last_merge else ())
-        if out_indices is None:
-            out_indices = range(len(self.level_channels))
-        if not set(out_indices) <= set(range(len(self.level_channels))):
-            raise ValueError(f'out_indices {tuple(out_indices)} must index the '
-                             f'{len(self.level_channels)} levels')
-        self.out_indices = tuple(out_indices)
+        super().__init__(
+            det_token_num=det_token_num,
+            pos_dim=pos_dim,
+            cross_indices=cross_indices,
+            level_channels=self.embed_dims[1:] + ((pos_dim, ) if with_last_merge else ()),
+            det_token_channels=self.embed_dims[-1],
+            with_last_merge=with_last_merge,
+            out_indices=out_indices,
+            init_cfg=init_cfg)
         # The image mask is resized once to 1/D of the image size (official rule for CoaT).
         self.mask_divisor = 2**(self.num_stages - len(self.cross_indices))
 
-        self.det_token = nn.Parameter(torch.zeros(1, det_token_num, self.embed_dims[0]))
-        self.det_pos_embed = nn.Parameter(torch.zeros(1, det_token_num, pos_dim))
-        trunc_normal_(self.det_token, std=.02)
-        trunc_normal_(self.det_pos_embed, std=.02)
+        self._build_det_tokens(self.embed_dims[0])
         rates = torch.linspace(0, drop_path_rate, sum(self.depths), device='cpu').tolist()
         self.stages = ModuleList()
         for s in range(self.num_stages):
@@ -135,43 +127,24 @@ class CoaTLiteRAM(ImageNetPretrainedMixin, BaseModule):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None
-                ) -> Union[SwinRAMOutputs, Tuple[Tensor, ...]]:
-        """
-        Args:
-            x: (B, 3, H, W) images zero-padded at the bottom / right.
-            mask: (B, H, W) bool, True on padding; None for the mmdet-style call.
-
-        Returns:
-            :class:`SwinRAMOutputs` (patch maps of strides 8/16/32[/64], [DET] tokens
-            (B, C_3, N), det pos (1, pos_dim, N)), or the tuple of selected maps without mask.
-        """
-        B, _, H, W = x.shape
-        mmdet_call = mask is None
-        if mmdet_call:
-            mask = x.new_zeros((B, H, W), dtype=torch.bool)
-        elif tuple(mask.shape) != (B, H, W):
-            raise ValueError(f'padding mask of shape {tuple(mask.shape)} does not match the '
-                             f'images (B, H, W) = {(B, H, W)}')
+    def _forward_ram(self, images: Tensor, mask: Tensor) -> RAMOutput:
+        """Four serial stages with [DET] tokens, then the stride-64 patch embedding."""
+        x = images
+        height, width = images.shape[-2:]
         cross_mask = None
         if self.cross_indices:
-            cross_mask = resize_padding_mask(mask,
-                                             (H // self.mask_divisor, W // self.mask_divisor))
-        det = self.det_token.expand(B, -1, -1)
-        maps, stage_dets = [], []
+            cross_mask = resize_padding_mask(
+                mask, (height // self.mask_divisor, width // self.mask_divisor))
+        det = self.det_token.expand(images.shape[0], -1, -1)
+        maps = []
         for s, stage in enumerate(self.stages):
             x, det = stage(x, det, self.det_pos_embed, cross_mask)
-            stage_dets.append(det)
             if s > 0:
                 maps.append(x)
         if self.last_patch_embed is not None:
             tokens, hw_shape = self.last_patch_embed(x)
-            maps.append(tokens.transpose(1, 2).reshape(B, -1, *hw_shape))
-        if mmdet_call:
-            return tuple(maps[i] for i in self.out_indices)
-        return SwinRAMOutputs(
+            maps.append(tokens.transpose(1, 2).reshape(x.shape[0], -1, *hw_shape))
+        return RAMOutput(
             patch_maps=tuple(maps),
             det_tokens=det.transpose(1, 2),
-            det_pos=self.det_pos_embed.transpose(1, 2),
-            stage_det_tokens=tuple(stage_dets),
-            cross_mask=cross_mask)
+            det_pos=self.det_pos_embed.transpose(1, 2))

@@ -1,20 +1,10 @@
 """Loading official ImageNet classification checkpoints into the ViDT bodies (non-strict)."""
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
-from mmengine.fileio import get_local_path
 from mmengine.logging import print_log
 
-from mmvidt.converters.checks import summarize_keys
-from mmvidt.utils import safe_load
-
-
-def read_checkpoint(path: str) -> dict:
-    """Load a checkpoint as plain data only (``weights_only=True``), from a URL or any path."""
-    if path.startswith(('http://', 'https://')):
-        return torch.hub.load_state_dict_from_url(path, map_location='cpu', weights_only=True)
-    with get_local_path(path) as local_path:
-        return safe_load(local_path, map_location='cpu')
+from mmvidt.utils import read_checkpoint, state_dict_of, summarize_keys
 
 
 class ImageNetPretrainedMixin:
@@ -45,15 +35,16 @@ class ImageNetPretrainedMixin:
         if not checkpoint:
             raise ValueError(f"{type(self).__name__} init_cfg of type 'Pretrained' needs a "
                              "'checkpoint' path")
-        self.load_imagenet_weights(read_checkpoint(checkpoint), source=checkpoint)
+        state = state_dict_of(read_checkpoint(checkpoint), source=checkpoint)
+        self.load_imagenet_weights(state, source=checkpoint)
 
-    def load_imagenet_weights(self, checkpoint: dict, source: str = 'checkpoint'
+    def load_imagenet_weights(self, state: Dict[str, torch.Tensor], source: str = 'checkpoint'
                               ) -> Tuple[List[str], List[str]]:
-        """Load an ImageNet classification checkpoint (non-strict) and log a report.
+        """Load the weights of an ImageNet classification checkpoint (non-strict), log a report.
 
         Args:
-            checkpoint: ``{'model': state_dict}`` (official release format), ``{'state_dict':
-                ...}`` or a bare state dict, with official key names.
+            state: the checkpoint's state dict with official key names (what
+                :func:`~mmvidt.utils.state_dict_of` finds in the file).
             source: name of the checkpoint in messages.
 
         Returns:
@@ -64,7 +55,6 @@ class ImageNetPretrainedMixin:
             ValueError: the checkpoint holds no weights of this family, or a shape does not fit.
         """
         name = type(self).__name__
-        state = checkpoint.get('model', checkpoint.get('state_dict', checkpoint))
         own = self.state_dict()
         loadable, unused = {}, []
         for key, value in state.items():

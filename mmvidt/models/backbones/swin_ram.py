@@ -1,51 +1,20 @@
 """Swin Transformer with the Reconfigured Attention Module (RAM): the ViDT backbone."""
-from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmdet.registry import MODELS
-from mmengine.model import BaseModule, ModuleList
-from mmengine.model.weight_init import trunc_normal_
+from mmengine.model import ModuleList
 from torch import Tensor, nn
 
-from mmvidt.converters.vidt import swin_key_to_mmvidt
-from mmvidt.models.layers.padding_mask import resize_padding_mask
-from mmvidt.models.layers.swin_ram_stage import SwinRAMStage
-from .imagenet_pretrained import ImageNetPretrainedMixin
-
-
-class SwinRAMOutputs(NamedTuple):
-    """Result of ``SwinRAM.forward(images, mask)`` (B images of padded size H x W).
-
-    Attributes:
-        patch_maps: patch-token maps of strides 8, 16, 32 (stage 1..3 block outputs, before the
-            merge) and 64 (patch part of the extra last merge; absent when
-            ``with_last_merge=False``): (B, C, H_s, W_s) for s = 1..4, where H_0 = ceil(H / 4)
-            and H_{s+1} = ceil(H_s / 2) (same for W); channels ``SwinRAM.level_channels``.
-        det_tokens: (B, C_3, N) [DET] tokens after the last stage's blocks (before its merge).
-        det_pos: (1, pos_dim, N) the learnable [DET] positional embedding (not batch-expanded).
-        stage_det_tokens: per stage (B, N, C_s), the [DET] tokens after that stage's blocks.
-        cross_mask: (B, H_0 // D, W_0 // D) padding mask handed to the cross-attention stages
-            (D = 2 ** (4 - len(cross_indices))), None without cross-attention stages.
-    """
-    patch_maps: Tuple[Tensor, ...]
-    det_tokens: Tensor
-    det_pos: Tensor
-    stage_det_tokens: Tuple[Tensor, ...]
-    cross_mask: Optional[Tensor]
-
-
-def checked_cross_indices(cross_indices: Sequence[int], num_stages: int) -> Tuple[int, ...]:
-    """The stages with [DET] x [PATCH, DET] attention as a tuple, validated."""
-    indices = tuple(cross_indices)
-    if len(set(indices)) != len(indices) or not set(indices) <= set(range(num_stages)):
-        raise ValueError(f'cross_indices must be distinct stage indices in 0..{num_stages - 1}, '
-                         f'got {cross_indices}')
-    return indices
+from ..layers.padding_mask import resize_padding_mask
+from ..layers.swin_ram_stage import SwinRAMStage
+from .ram_backbone import RAMBackbone, RAMOutput
+from .swin_ram_checkpoint import swin_key_to_mmvidt
 
 
 @MODELS.register_module()
-class SwinRAM(ImageNetPretrainedMixin, BaseModule):
+class SwinRAM(RAMBackbone):
     """Swin Transformer whose attention is ViDT's RAM, with N learnable [DET] tokens.
 
     [DET] tokens travel through all stages next to the patch tokens (`ViDT
@@ -56,14 +25,13 @@ class SwinRAM(ImageNetPretrainedMixin, BaseModule):
     the [DET] tokens share the patch merging; an extra merge after the last stage
     (``last_merge_channels`` wide) produces a stride-64 level.
 
-    Two call styles:
+    The two call styles of :class:`RAMBackbone`: ``forward_ram(images, mask)`` for ViDT,
+    ``forward(images)`` for any mmdet detector (levels of strides 8/16/32/64 selected by
+    ``out_indices``; there is no stride-4 level: ViDT never uses the stage-0 output).
 
-    * ``forward(images, mask)`` (ViDT): returns :class:`SwinRAMOutputs`.
-    * ``forward(images)`` (any mmdet detector): no padding mask (no padding assumed; the patch
-      maps do not depend on it anyway), returns the tuple of patch maps selected by
-      ``out_indices`` (indices into the levels of strides 8/16/32/64). There is no stride-4 level:
-      ViDT never uses the stage-0 output. The [DET] parameters then receive no gradient, so
-      distributed training needs ``find_unused_parameters=True``.
+    Levels (``level_channels``; C = ``embed_dims``): 2C, 4C, 8C at strides 8, 16, 32 and
+    ``last_merge_channels`` at stride 64; e.g. nano 96/192/384/256, tiny 192/384/768/256. The
+    final [DET] tokens are 8C wide.
 
     Args:
         arch: preset name (``nano``, ``tiny``, ``small``, ``base``, ``large``) or a dict with
@@ -78,7 +46,7 @@ class SwinRAM(ImageNetPretrainedMixin, BaseModule):
         with_last_merge: build the extra merge after stage 3 (stride-64 level); False for ViDT
             without neck.
         last_merge_channels: width of the stride-64 level (official: always 256).
-        out_indices: levels returned by the mask-less (mmdet) call; all levels when None.
+        out_indices: levels returned by ``forward(images)``; all levels when None.
         frozen_stages: -1 freezes nothing, 0 the patch embedding, k >= 1 also stages 0..k-1
             (blocks and their merges). [DET] token / positional embedding stay trainable.
         with_cp: activation checkpointing of every block (torch.utils.checkpoint).
@@ -97,7 +65,6 @@ class SwinRAM(ImageNetPretrainedMixin, BaseModule):
         'large': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48),
                       drop_path_rate=0.3),
     }
-    num_stages = 4
     pretrained_key_to_mmvidt = staticmethod(swin_key_to_mmvidt)
     pretrained_family = 'Swin'
     pretrained_keys_hint = "Microsoft Swin keys such as 'patch_embed.proj.weight'"
@@ -126,7 +93,6 @@ class SwinRAM(ImageNetPretrainedMixin, BaseModule):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(init_cfg=init_cfg)
         if isinstance(arch, str):
             if arch not in self.arch_zoo:
                 raise ValueError(
@@ -146,22 +112,16 @@ class SwinRAM(ImageNetPretrainedMixin, BaseModule):
         if len(self.depths) != self.num_stages or len(self.num_heads) != self.num_stages:
             raise ValueError(f'SwinRAM has {self.num_stages} stages: got depths {self.depths} and '
                              f'num_heads {self.num_heads}')
-        self.cross_indices = checked_cross_indices(cross_indices, self.num_stages)
-        if det_token_num < 1:
-            raise ValueError(f'det_token_num must be >= 1, got {det_token_num}')
-        self.det_token_num = det_token_num
-        self.pos_dim = pos_dim
-        self.with_last_merge = with_last_merge
         stage_dims = [self.embed_dims * 2**s for s in range(self.num_stages)]
-        self.level_channels = tuple(stage_dims[1:]) + ((last_merge_channels, )
-                                                       if with_last_merge else ())
-        if out_indices is None:
-            out_indices = range(len(self.level_channels))
-        if not set(out_indices) <= set(range(len(self.level_channels))):
-            raise ValueError(f'out_indices {tuple(out_indices)} must index the '
-                             f'{len(self.level_channels)} levels (strides 8/16/32'
-                             f'{"/64" if with_last_merge else ""})')
-        self.out_indices = tuple(out_indices)
+        super().__init__(
+            det_token_num=det_token_num,
+            pos_dim=pos_dim,
+            cross_indices=cross_indices,
+            level_channels=stage_dims[1:] + ([last_merge_channels] if with_last_merge else []),
+            det_token_channels=stage_dims[-1],
+            with_last_merge=with_last_merge,
+            out_indices=out_indices,
+            init_cfg=init_cfg)
         self.frozen_stages = frozen_stages
         # The image mask is resized once at entry to 1/D of the stride-4 grid (official rule).
         self.mask_divisor = 2**(self.num_stages - len(self.cross_indices))
@@ -174,10 +134,7 @@ class SwinRAM(ImageNetPretrainedMixin, BaseModule):
             padding='corner',
             norm_cfg=dict(type='LN') if patch_norm else None)
         self.drop_after_pos = nn.Dropout(drop_rate)
-        self.det_token = nn.Parameter(torch.zeros(1, det_token_num, self.embed_dims))
-        self.det_pos_embed = nn.Parameter(torch.zeros(1, det_token_num, pos_dim))
-        trunc_normal_(self.det_token, std=.02)
-        trunc_normal_(self.det_pos_embed, std=.02)
+        self._build_det_tokens(self.embed_dims)
 
         rates = torch.linspace(0, arch['drop_path_rate'], sum(self.depths),
                                device='cpu').tolist()  # explicit device: also under 'meta'
@@ -205,54 +162,37 @@ class SwinRAM(ImageNetPretrainedMixin, BaseModule):
                     with_cp=with_cp))
         self._freeze_stages()
 
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None
-                ) -> Union[SwinRAMOutputs, Tuple[Tensor, ...]]:
-        """
-        Args:
-            x: (B, 3, H, W) images (zero-padded at the bottom / right to a common size).
-            mask: (B, H, W) bool, True on padded pixels; None for the mmdet-style call.
+    def _forward_ram(self, images: Tensor, mask: Tensor) -> RAMOutput:
+        """Patch embedding, four stages with [DET] tokens, then the extra merge (stride 64).
 
-        Returns:
-            :class:`SwinRAMOutputs` when ``mask`` is given, else the tuple of
-            ``patch_maps[i] for i in out_indices``.
+        Shapes: H_0 = ceil(H / 4) and H_{s+1} = ceil(H_s / 2) (same for W); the level of stride
+        8 * 2**l is the output of stage l + 1 before its merge, the stride-64 level the patch part
+        of the extra last merge (its [DET] part is discarded, as in the official model).
         """
-        B, _, H, W = x.shape
-        mmdet_call = mask is None
-        if mask is not None and tuple(mask.shape) != (B, H, W):
-            raise ValueError(f'padding mask of shape {tuple(mask.shape)} does not match the '
-                             f'images (B, H, W) = {(B, H, W)}')
-        x, hw = self.patch_embed(x)
+        x, hw = self.patch_embed(images)
         x = self.drop_after_pos(x)
-        det = self.det_token.expand(B, -1, -1)
+        det = self.det_token.expand(images.shape[0], -1, -1)
         cross_mask = None
         if self.cross_indices:
-            if mmdet_call:
-                mask = x.new_zeros((B, H, W), dtype=torch.bool)
             cross_mask = resize_padding_mask(
                 mask, (hw[0] // self.mask_divisor, hw[1] // self.mask_divisor))
 
-        maps, stage_dets = [], []
+        maps = []
         for s, stage in enumerate(self.stages):
             out, merged, merged_hw = stage(torch.cat([x, det], dim=1), hw, self.det_pos_embed,
                                            cross_mask)
             num_patches = hw[0] * hw[1]
-            stage_dets.append(out[:, num_patches:])
             if s > 0:  # stride 8, 16, 32: the stage output before its merge
                 maps.append(self._to_map(out[:, :num_patches], hw))
             if merged is not None:
                 x, det, hw = merged[:, :-self.det_token_num], merged[:, -self.det_token_num:], \
                     merged_hw
-        if self.with_last_merge:  # stride 64; the merged [DET] part is discarded (official)
+        if self.with_last_merge:
             maps.append(self._to_map(x, hw))
-
-        if mmdet_call:
-            return tuple(maps[i] for i in self.out_indices)
-        return SwinRAMOutputs(
+        return RAMOutput(
             patch_maps=tuple(maps),
-            det_tokens=stage_dets[-1].transpose(1, 2),
-            det_pos=self.det_pos_embed.transpose(1, 2),
-            stage_det_tokens=tuple(stage_dets),
-            cross_mask=cross_mask)
+            det_tokens=out[:, -self.det_token_num:].transpose(1, 2),
+            det_pos=self.det_pos_embed.transpose(1, 2))
 
     @staticmethod
     def _to_map(tokens: Tensor, hw: Tuple[int, int]) -> Tensor:

@@ -1,11 +1,20 @@
 """Dataset label <-> logit column mapping shared by the ViDT heads."""
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import InstanceList
 from mmengine.structures import InstanceData
 from torch import Tensor
+
+
+#: The 80 COCO category ids in mmdet's label order: the logit columns of the 91-logit official
+#: ViDT checkpoints (which index their logits by raw category id), ``class_logit_indices='coco'``.
+COCO_CATEGORY_IDS = tuple(i for i in range(1, 91)
+                          if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83))
+#: Named ``class_logit_indices`` presets.
+CLASS_LOGIT_PRESETS = {'coco': COCO_CATEGORY_IDS}
+ClassLogitIndices = Union[None, str, Sequence[int]]
 
 
 class ClassLogitMappingMixin:
@@ -21,17 +30,23 @@ class ClassLogitMappingMixin:
     logit_to_label: torch.Tensor
 
     def _init_class_logit_mapping(self, num_classes: int,
-                                  class_logit_indices: Optional[Sequence[int]]) -> None:
+                                  class_logit_indices: ClassLogitIndices) -> None:
         """Register the (non-persistent) mapping buffers.
 
         Args:
             num_classes: number of real-class logit columns.
-            class_logit_indices: logit column of each dataset label; None: one column per
-                label (identity).
+            class_logit_indices: logit column of each dataset label; a preset name of
+                :data:`CLASS_LOGIT_PRESETS` (``'coco'``: the COCO category ids); None: one column
+                per label (identity).
 
         Sets ``label_to_logit`` (num_labels,) and ``logit_to_label`` (num_classes,), the
         latter -1 for columns that are no dataset class.
         """
+        if isinstance(class_logit_indices, str):
+            if class_logit_indices not in CLASS_LOGIT_PRESETS:
+                raise ValueError(f'unknown class_logit_indices preset {class_logit_indices!r}; '
+                                 f'choose from {sorted(CLASS_LOGIT_PRESETS)} or give a list')
+            class_logit_indices = CLASS_LOGIT_PRESETS[class_logit_indices]
         columns = list(range(num_classes)) if class_logit_indices is None else [
             int(c) for c in class_logit_indices]
         if len(set(columns)) != len(columns) or not all(0 <= c < num_classes for c in columns):

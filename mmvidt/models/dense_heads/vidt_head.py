@@ -4,11 +4,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from mmdet.models.dense_heads import DeformableDETRHead
 from mmdet.registry import MODELS
+from mmdet.structures import SampleList
 from mmdet.utils import InstanceList, OptInstanceList
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from .class_logit_mapping import ClassLogitMappingMixin
+from ..task_modules import RecordingAssigner
+from .class_logit_mapping import ClassLogitIndices, ClassLogitMappingMixin
 
 
 @MODELS.register_module()
@@ -23,10 +25,16 @@ class ViDTHead(ClassLogitMappingMixin, DeformableDETRHead):
     ViDT specifics:
 
     * ``num_pred_layer`` = decoder layers + 1 (the detector sets it).
+    * ``loss(hidden_states, references, batch_data_samples, token_logits=None)``: there is no
+      encoder, so mmdet's encoder-output arguments are gone; ViDT+ token-label logits arrive by
+      name (only a head whose ``uses_token_labels`` is True accepts them).
+    * The assigner is wrapped in a :class:`RecordingAssigner`, so the Hungarian matching of
+      each supervised level (run by mmdet's ``get_targets``) can be read back
+      (``assigner.matches``, cleared by every :meth:`loss_by_feat`).
     * ``class_logit_indices``: the logit column of each dataset label. Official checkpoints
-      have 91 logits indexed by raw COCO category id; with
-      ``class_logit_indices=[1, 2, ..., 90]`` (the 80 COCO ids) an mmdet 80-class dataset
-      trains and evaluates exactly like the official model: top-k runs over all logit columns,
+      have 91 logits indexed by raw COCO category id; with ``class_logit_indices='coco'``
+      (the 80 COCO category ids) an mmdet 80-class dataset trains and evaluates exactly like
+      the official model: top-k runs over all logit columns,
       and detections in columns that are no dataset class are dropped afterwards (what
       COCOeval does with unknown category ids). ``None``: one logit per dataset class.
     * Decoding replaces mmdet's: boxes are scaled straight to the original image size and are
@@ -41,7 +49,7 @@ class ViDTHead(ClassLogitMappingMixin, DeformableDETRHead):
     def __init__(self,
                  *args,
                  num_classes: int,
-                 class_logit_indices: Optional[Sequence[int]] = None,
+                 class_logit_indices: ClassLogitIndices = None,
                  with_aux_loss: bool = True,
                  **kwargs) -> None:
         super().__init__(*args, num_classes=num_classes, **kwargs)
@@ -49,26 +57,57 @@ class ViDTHead(ClassLogitMappingMixin, DeformableDETRHead):
         if not self.loss_cls.use_sigmoid:
             raise ValueError('ViDTHead needs a sigmoid classification loss (focal loss)')
         self._init_class_logit_mapping(num_classes, class_logit_indices)
+        if hasattr(self, 'assigner'):  # training configs only
+            self.assigner = RecordingAssigner(self.assigner)
+
+    @property
+    def uses_token_labels(self) -> bool:
+        """Whether :meth:`loss` needs the neck's token-label logits (ViDT+); not here."""
+        return False
+
+    def supervised_levels(self, num_levels: int) -> Sequence[int]:
+        """Prediction levels the losses supervise: all with auxiliary losses, else the last."""
+        return range(num_levels) if self.with_aux_loss else [num_levels - 1]
+
+    def loss(self, hidden_states: Tensor, references: List[Tensor],
+             batch_data_samples: SampleList,
+             token_logits: Optional[List[Tensor]] = None) -> Dict[str, Tensor]:
+        """Losses of the decoder states against the data samples' ground truth.
+
+        Args:
+            hidden_states: (num_pred_layer, B, N, d) decoder states (level 0: projected [DET]
+                tokens).
+            references: the ``num_pred_layer`` references of the neck.
+            batch_data_samples: with ``gt_instances`` and image metas.
+            token_logits: ViDT+ token-label logits of the neck, for heads whose
+                ``uses_token_labels`` is True.
+        """
+        if token_logits is not None and not self.uses_token_labels:
+            raise ValueError(f'{type(self).__name__} has no token-label loss but received '
+                             'token logits (use ViDTPlusHead with loss_token)')
+        batch_gt_instances = [sample.gt_instances for sample in batch_data_samples]
+        batch_img_metas = [sample.metainfo for sample in batch_data_samples]
+        extra = dict(token_logits=token_logits) if self.uses_token_labels else {}
+        return self.loss_by_feat(*self(hidden_states, references), batch_gt_instances,
+                                 batch_img_metas, **extra)
 
     def loss_by_feat(self,
                      all_layers_cls_scores: Tensor,
                      all_layers_bbox_preds: Tensor,
-                     enc_cls_scores: Optional[Tensor],
-                     enc_bbox_preds: Optional[Tensor],
                      batch_gt_instances: InstanceList,
                      batch_img_metas: List[dict],
                      batch_gt_instances_ignore: OptInstanceList = None) -> Dict[str, Tensor]:
-        """mmdet's losses, with dataset labels mapped to logit columns first.
+        """mmdet's DETR losses of the supervised levels (last: ``loss_*``, auxiliary:
+        ``d{level}.loss_*``), with dataset labels mapped to logit columns first.
 
         Args:
             all_layers_cls_scores: (num_pred_layer, B, N, num_classes) logits.
             all_layers_bbox_preds: (num_pred_layer, B, N, 4) normalised cxcywh boxes.
         """
-        if not self.with_aux_loss:
-            all_layers_cls_scores = all_layers_cls_scores[-1:]
-            all_layers_bbox_preds = all_layers_bbox_preds[-1:]
-        return super().loss_by_feat(all_layers_cls_scores, all_layers_bbox_preds,
-                                    enc_cls_scores, enc_bbox_preds,
+        self.assigner.clear()
+        levels = list(self.supervised_levels(all_layers_cls_scores.shape[0]))
+        return super().loss_by_feat(all_layers_cls_scores[levels],
+                                    all_layers_bbox_preds[levels], None, None,
                                     self._labels_to_logits(batch_gt_instances), batch_img_metas,
                                     batch_gt_instances_ignore)
 

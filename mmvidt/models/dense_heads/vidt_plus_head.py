@@ -4,21 +4,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.registry import MODELS
-from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_xyxy_to_cxcywh
+from mmdet.structures.bbox import bbox_cxcywh_to_xyxy
 from mmdet.utils import InstanceList, OptInstanceList, reduce_mean
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from ..layers.dct_mask_coder import DCTMaskCoder, paste_masks
+from ..layers.mlp import mlp
 from ..losses.token_label_loss import token_label_map, token_soft_targets
 from .vidt_head import ViDTHead
-
-
-def mlp(in_dims: int, hidden_dims: int, out_dims: int) -> nn.Sequential:
-    """The 3-layer MLP of ViDT's prediction branches (Linear, ReLU, Linear, ReLU, Linear)."""
-    return nn.Sequential(nn.Linear(in_dims, hidden_dims), nn.ReLU(),
-                         nn.Linear(hidden_dims, hidden_dims), nn.ReLU(),
-                         nn.Linear(hidden_dims, out_dims))
 
 
 def instance_masks(gt_instances: InstanceData, device: torch.device) -> Tensor:
@@ -44,14 +38,14 @@ class ViDTPlusHead(ViDTHead):
       official ``vector_loss_coef`` 3 as ``loss_weight``) against the DCT of the matched
       ground-truth mask cropped to its box, for levels >= ``vector_start_level``. At inference
       the vectors of the kept detections are decoded and pasted: ``pred_instances.masks``.
-    * Token labelling (``loss_token``): loss on the neck's token logits (passed in mmdet's
-      encoder-output slot) against soft per-token class targets built from the instance masks.
+    * Token labelling (``loss_token``): loss on the neck's token logits (``token_logits`` of
+      :meth:`loss`) against soft per-token class targets built from the instance masks.
       Logit column 0 is the objectness column of these targets, so no dataset label may use
       it (official: 91 COCO-id logits, column 0 unused).
 
-    Every supervised level is matched once (Hungarian, the configured assigner); classification,
-    L1, GIoU, IoU-aware and vector losses of that level share the matching, as in the official
-    criterion.
+    Every supervised level is matched once (Hungarian, the configured assigner, inside mmdet's
+    DETR losses); the IoU-aware and vector losses of that level read the same matching back
+    from the :class:`RecordingAssigner`, as the official criterion shares one matching.
 
     Args:
         loss_iou_aware: config of the IoU-aware loss, None: no IoU branch.
@@ -123,31 +117,17 @@ class ViDTPlusHead(ViDTHead):
             vectors = self.vector_branch(hidden_states)
         return cls_scores, bbox_preds, iou_preds, vectors
 
+    @property
+    def uses_token_labels(self) -> bool:
+        """Whether :meth:`loss` needs the neck's token-label logits."""
+        return self.loss_token is not None
+
     # ---------------------------------------------------------------- losses
-    def match(self, cls_scores: Tensor, bbox_preds: Tensor, batch_gt_instances: InstanceList,
-              batch_img_metas: List[dict]) -> List[Tuple[Tensor, Tensor]]:
-        """Hungarian matching of one level: per image (query indices, matched gt indices).
-
-        Args:
-            cls_scores: (B, N, C) logits; bbox_preds: (B, N, 4) normalised cxcywh.
-            batch_gt_instances: ground truth with labels already mapped to logit columns.
-        """
-        matches = []
-        for cls_score, bbox_pred, gt, meta in zip(cls_scores, bbox_preds, batch_gt_instances,
-                                                  batch_img_metas):
-            height, width = meta['img_shape']
-            scale = bbox_pred.new_tensor([width, height, width, height])
-            preds = InstanceData(scores=cls_score, bboxes=bbox_cxcywh_to_xyxy(bbox_pred) * scale)
-            gt_inds = self.assigner.assign(preds, gt, meta).gt_inds
-            pos = torch.nonzero(gt_inds > 0).flatten()
-            matches.append((pos, gt_inds[pos] - 1))
-        return matches
-
-    def loss_by_feat_single(self, cls_scores: Tensor, bbox_preds: Tensor,
-                            iou_preds: Optional[Tensor], vectors: Optional[Tensor],
-                            batch_gt_instances: InstanceList, batch_img_metas: List[dict],
-                            gt_vectors: Optional[List[Tensor]] = None) -> Dict[str, Tensor]:
-        """Losses of one level, all on one matching.
+    def level_losses(self, cls_scores: Tensor, bbox_preds: Tensor, iou_preds: Optional[Tensor],
+                     vectors: Optional[Tensor], batch_gt_instances: InstanceList,
+                     batch_img_metas: List[dict],
+                     gt_vectors: Optional[List[Tensor]] = None) -> Dict[str, Tensor]:
+        """Losses of one level, all on the one Hungarian matching of mmdet's ``get_targets``.
 
         Args:
             cls_scores: (B, N, C); bbox_preds: (B, N, 4) normalised cxcywh.
@@ -156,50 +136,32 @@ class ViDTPlusHead(ViDTHead):
             gt_vectors: per image (n_b, K) vector targets of the ground truth.
 
         Returns:
-            ``loss_cls``, ``loss_bbox``, ``loss_iou`` (+ ``loss_iou_aware``, ``loss_vector``).
+            ``loss_cls``, ``loss_bbox``, ``loss_iou`` (mmdet's DETR losses) and, with the
+            branches, ``loss_iou_aware`` and ``loss_vector``.
         """
-        batch, num_queries = cls_scores.shape[:2]
-        matches = self.match(cls_scores, bbox_preds, batch_gt_instances, batch_img_metas)
-        labels = cls_scores.new_full((batch, num_queries), self.num_classes, dtype=torch.long)
-        bbox_targets = bbox_preds.new_zeros(bbox_preds.shape)
-        bbox_weights = bbox_preds.new_zeros(bbox_preds.shape)
-        scales = bbox_preds.new_tensor([[meta['img_shape'][1], meta['img_shape'][0]] * 2
-                                        for meta in batch_img_metas])[:, None]
-        for index, ((pos, gt_idx), gt) in enumerate(zip(matches, batch_gt_instances)):
-            labels[index, pos] = gt.labels[gt_idx]
-            bbox_targets[index, pos] = bbox_xyxy_to_cxcywh(gt.bboxes[gt_idx] / scales[index])
-            bbox_weights[index, pos] = 1.0
-        num_pos = sum(len(pos) for pos, _ in matches)
-        # mmdet's DETR normalisers (VIDT.md §5.2: num_boxes, all-reduced, >= 1)
-        cls_avg_factor = num_pos + (batch * num_queries - num_pos) * self.bg_cls_weight
-        if self.sync_cls_avg_factor:
-            cls_avg_factor = reduce_mean(cls_scores.new_tensor([cls_avg_factor]))
-        cls_avg_factor = max(cls_avg_factor, 1)
-        avg_factor = torch.clamp(reduce_mean(cls_scores.new_tensor([num_pos])), min=1).item()
-
-        losses = dict(
-            loss_cls=self.loss_cls(cls_scores.reshape(-1, self.cls_out_channels),
-                                   labels.flatten(), cls_scores.new_ones(labels.numel()),
-                                   avg_factor=cls_avg_factor))
-        boxes = bbox_cxcywh_to_xyxy(bbox_preds) * scales
-        gt_boxes = bbox_cxcywh_to_xyxy(bbox_targets) * scales
-        losses['loss_bbox'] = self.loss_bbox(bbox_preds.reshape(-1, 4),
-                                             bbox_targets.reshape(-1, 4),
-                                             bbox_weights.reshape(-1, 4), avg_factor=avg_factor)
-        losses['loss_iou'] = self.loss_iou(boxes.reshape(-1, 4), gt_boxes.reshape(-1, 4),
-                                           bbox_weights.reshape(-1, 4), avg_factor=avg_factor)
-        batch_idx = torch.cat([torch.full_like(pos, i) for i, (pos, _) in enumerate(matches)])
-        query_idx = torch.cat([pos for pos, _ in matches])
+        first = len(self.assigner.matches)
+        loss_cls, loss_bbox, loss_iou = self.loss_by_feat_single(cls_scores, bbox_preds,
+                                                                 batch_gt_instances,
+                                                                 batch_img_metas)
+        losses = dict(loss_cls=loss_cls, loss_bbox=loss_bbox, loss_iou=loss_iou)
+        matches = self.assigner.matches[first:]  # one (queries, gts) pair per image
+        batch_idx = torch.cat([torch.full_like(q, i) for i, (q, _) in enumerate(matches)])
+        query_idx = torch.cat([q for q, _ in matches])
         if iou_preds is not None:
+            scales = bbox_preds.new_tensor([[meta['img_shape'][1], meta['img_shape'][0]] * 2
+                                            for meta in batch_img_metas])
+            boxes = bbox_cxcywh_to_xyxy(bbox_preds[batch_idx, query_idx]) * scales[batch_idx]
+            gt_boxes = torch.cat([gt.bboxes[g] for gt, (_, g) in zip(batch_gt_instances,
+                                                                    matches)])
+            num_pos = torch.clamp(reduce_mean(cls_scores.new_tensor([len(query_idx)])), min=1)
             losses['loss_iou_aware'] = self.loss_iou_aware(
-                iou_preds[batch_idx, query_idx], boxes[batch_idx, query_idx],
-                gt_boxes[batch_idx, query_idx], avg_factor=avg_factor)
+                iou_preds[batch_idx, query_idx], boxes, gt_boxes, avg_factor=num_pos.item())
         if vectors is not None:
             matched = vectors[batch_idx, query_idx]
             if len(matched) == 0:
                 losses['loss_vector'] = vectors.sum() * 0
             else:
-                target = torch.cat([v[gt_idx] for v, (_, gt_idx) in zip(gt_vectors, matches)])
+                target = torch.cat([v[g] for v, (_, g) in zip(gt_vectors, matches)])
                 losses['loss_vector'] = self.loss_vector(matched, target)
         return losses
 
@@ -208,21 +170,21 @@ class ViDTPlusHead(ViDTHead):
                      all_layers_bbox_preds: Tensor,
                      all_layers_iou_preds: Optional[Tensor],
                      all_layers_vectors: Optional[Tensor],
-                     token_logits: Optional[List[Tensor]],
-                     enc_bbox_preds: None,
                      batch_gt_instances: InstanceList,
                      batch_img_metas: List[dict],
+                     token_logits: Optional[List[Tensor]] = None,
                      batch_gt_instances_ignore: OptInstanceList = None) -> Dict[str, Tensor]:
         """All losses: per supervised level (last: ``loss_*``, aux: ``d{level}.loss_*``) plus
         ``loss_token_focal`` / ``loss_token_dice``.
 
         Args:
             all_layers_*: outputs of :meth:`forward`.
-            token_logits: the neck's token-label logits, L maps (B, h_l, w_l, C), or None.
-            enc_bbox_preds: unused (mmdet's encoder-proposal slot; ViDT has no encoder).
+            token_logits: the neck's token-label logits, L maps (B, h_l, w_l, C); required when
+                the head has a token-label loss.
         """
         if batch_gt_instances_ignore is not None:
             raise ValueError('ViDTPlusHead does not support ignored instances')
+        self.assigner.clear()
         gts = self._labels_to_logits(batch_gt_instances)
         device = all_layers_cls_scores.device
         gt_vectors = None
@@ -232,11 +194,10 @@ class ViDTPlusHead(ViDTHead):
                 for gt in gts
             ]
         num_levels = all_layers_cls_scores.shape[0]
-        levels = range(num_levels) if self.with_aux_loss else [num_levels - 1]
         losses = {}
-        for level in levels:
+        for level in self.supervised_levels(num_levels):
             supervise_vectors = self.with_vector and level >= self.vector_start_level
-            level_losses = self.loss_by_feat_single(
+            level_losses = self.level_losses(
                 all_layers_cls_scores[level], all_layers_bbox_preds[level],
                 None if all_layers_iou_preds is None else all_layers_iou_preds[level],
                 all_layers_vectors[level] if supervise_vectors else None, gts, batch_img_metas,

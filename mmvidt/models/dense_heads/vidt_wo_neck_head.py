@@ -8,15 +8,9 @@ from mmdet.utils import InstanceList, OptInstanceList
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from .class_logit_mapping import ClassLogitMappingMixin
-
-
-def mlp(in_channels: int, hidden_channels: int, out_channels: int) -> nn.Sequential:
-    """3-layer perceptron with ReLUs (official ``MLP(in, hidden, out, 3)``; Linear layers at
-    Sequential indices 0, 2, 4)."""
-    return nn.Sequential(nn.Linear(in_channels, hidden_channels), nn.ReLU(),
-                         nn.Linear(hidden_channels, hidden_channels), nn.ReLU(),
-                         nn.Linear(hidden_channels, out_channels))
+from ..layers.mlp import mlp
+from ..task_modules import RecordingAssigner
+from .class_logit_mapping import ClassLogitIndices, ClassLogitMappingMixin
 
 
 @MODELS.register_module()
@@ -46,11 +40,16 @@ class ViDTWoNeckHead(ClassLogitMappingMixin, DETRHead):
     #: Only one prediction level exists (no decoder), hence no auxiliary losses.
     with_aux_loss = False
 
+    @staticmethod
+    def supervised_levels(num_levels: int) -> Sequence[int]:
+        """The one prediction level (the interface of :meth:`ViDTHead.supervised_levels`)."""
+        return [num_levels - 1]
+
     def __init__(self,
                  num_classes: int,
                  in_channels: int = 768,
                  embed_dims: int = 256,
-                 class_logit_indices: Optional[Sequence[int]] = None,
+                 class_logit_indices: ClassLogitIndices = None,
                  loss_cls: dict = dict(type='CrossEntropyLoss', bg_cls_weight=0.1,
                                        use_sigmoid=False, loss_weight=1.0, class_weight=1.0),
                  **kwargs) -> None:
@@ -68,6 +67,8 @@ class ViDTWoNeckHead(ClassLogitMappingMixin, DETRHead):
                          **kwargs)
         self.bg_cls_weight = bg_cls_weight
         self._init_class_logit_mapping(num_classes, class_logit_indices)
+        if hasattr(self, 'assigner'):  # training configs only: matching readable for checks
+            self.assigner = RecordingAssigner(self.assigner)
 
     def _init_layers(self) -> None:
         self.input_proj = nn.Sequential(
@@ -104,6 +105,7 @@ class ViDTWoNeckHead(ClassLogitMappingMixin, DETRHead):
                      batch_img_metas: List[dict],
                      batch_gt_instances_ignore: OptInstanceList = None) -> Dict[str, Tensor]:
         """mmdet's DETR losses with dataset labels mapped to logit columns first."""
+        self.assigner.clear()
         return super().loss_by_feat(all_layers_cls_scores, all_layers_bbox_preds,
                                     self._labels_to_logits(batch_gt_instances), batch_img_metas,
                                     batch_gt_instances_ignore)

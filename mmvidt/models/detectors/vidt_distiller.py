@@ -1,4 +1,5 @@
-"""ViDT trained with token-matching distillation from a frozen, larger ViDT (VIDT.md §6)."""
+"""ViDT trained with token-matching distillation from a frozen, larger ViDT (ViDT+ paper,
+Song et al. 2022, Sec. 4.3 "token matching")."""
 from typing import Optional, Union
 
 import torch
@@ -8,12 +9,10 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from torch import Tensor, nn
 
-from mmvidt.converters.checks import check_state_dict
-from mmvidt.converters.vidt_detector import convert_vidt_detector
-from ..backbones.imagenet_pretrained import read_checkpoint
+from mmvidt.utils import check_state_dict, read_checkpoint, state_dict_of
 from ..losses.token_matching_loss import DistilTokens
 from ..necks.vidt_neck import ViDTNeckOutput
-from .vidt import ViDT
+from .vidt import ViDT, batch_padding_mask
 
 
 def distil_tokens(out: ViDTNeckOutput) -> DistilTokens:
@@ -22,15 +21,13 @@ def distil_tokens(out: ViDTNeckOutput) -> DistilTokens:
 
 
 def load_teacher_weights(teacher: nn.Module, checkpoint: str) -> None:
-    """Load an mmvidt (``state_dict``) or official ViDT (``model``) checkpoint strictly."""
+    """Load an mmvidt checkpoint of the teacher strictly (every key and shape must fit)."""
     ckpt = read_checkpoint(checkpoint)
-    if 'state_dict' in ckpt:
-        state = ckpt['state_dict']
-    elif 'model' in ckpt:  # official release: convert the keys
-        state = convert_vidt_detector(ckpt['model'], source=checkpoint)
-    else:
-        raise ValueError(f"teacher checkpoint {checkpoint}: expected a 'state_dict' (mmvidt) or "
-                         f"'model' (official ViDT) entry, found {sorted(ckpt)[:5]}")
+    if isinstance(ckpt, dict) and 'state_dict' not in ckpt and 'model' in ckpt:
+        raise ValueError(f'teacher checkpoint {checkpoint} is in the official ViDT layout; '
+                         'convert it first: python tools/model_converters/vidt2mmvidt.py '
+                         f'{checkpoint} TEACHER_MMVIDT.pth --config TEACHER_CONFIG')
+    state = state_dict_of(ckpt, source=checkpoint)
     check_state_dict(state, teacher.state_dict(), f'teacher checkpoint {checkpoint}')
     teacher.load_state_dict(state, strict=True)
 
@@ -52,7 +49,8 @@ class ViDTDistiller(ViDT):
 
     Args:
         teacher_config: the teacher's config file (its ``model``) or a model config dict.
-        teacher_ckpt: mmvidt or official ViDT checkpoint of the teacher (path or URL). None
+        teacher_ckpt: mmvidt checkpoint of the teacher (path or URL; convert an official one
+            with ``tools/model_converters/vidt2mmvidt.py``). None
             leaves the teacher at its initialisation (tests only: distilling from it is useless).
         distil_loss: config of the token-matching loss.
         **kwargs: the student :class:`ViDT` arguments.
@@ -100,17 +98,17 @@ class ViDTDistiller(ViDT):
         self.teacher.train(False)  # always eval: no dropout, fixed teacher tokens
         return self
 
-    def teacher_tokens(self, batch_inputs: Tensor,
-                       batch_data_samples: SampleList) -> DistilTokens:
-        """The teacher's distillation tokens for a batch, without gradients."""
+    def teacher_tokens(self, images: Tensor, mask: Tensor) -> DistilTokens:
+        """The teacher's distillation tokens for a padded batch (see
+        :meth:`ViDT.forward_features`), without gradients."""
         with torch.no_grad():
-            return distil_tokens(self.teacher.extract_feat(batch_inputs, batch_data_samples))
+            return distil_tokens(self.teacher.forward_features(images, mask))
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
         """Student detection losses plus ``loss_distil``."""
-        out = self.extract_feat(batch_inputs, batch_data_samples)
-        losses = self.bbox_head.loss(out.hidden_states, out.references, None, None,
-                                     batch_data_samples)
-        losses['loss_distil'] = self.distil_loss(
-            distil_tokens(out), self.teacher_tokens(batch_inputs, batch_data_samples))
+        mask = batch_padding_mask(batch_inputs, batch_data_samples)
+        out = self.forward_features(batch_inputs, mask)
+        losses = self.head_loss(out, batch_data_samples)
+        losses['loss_distil'] = self.distil_loss(distil_tokens(out),
+                                                 self.teacher_tokens(batch_inputs, mask))
         return losses

@@ -6,20 +6,20 @@ from mmdet.registry import MODELS
 from mmdet.structures import OptSampleList, SampleList
 from torch import Tensor
 
-from .vidt import batch_padding_mask
+from .vidt import batch_padding_mask, build_ram_backbone
 
 
 @MODELS.register_module()
 class ViDTWoNeck(BaseDetector):
-    """The standalone RAM detector of ViDT (VIDT.md §1.10; README "RAM only" rows).
+    """The standalone RAM detector of ViDT ("ViDT w/o neck", Song et al. 2022, Sec. 4.2).
 
     The backbone (``SwinRAM`` / ``CoaTLiteRAM`` with ``with_last_merge=False``) returns its final
     [DET] tokens; :class:`ViDTWoNeckHead` projects them and predicts one box and class
     distribution per token (softmax with no-object, DETR losses, no auxiliary levels).
 
     Args:
-        backbone: config of a RAM backbone (``forward(images, mask)`` -> ``det_tokens``
-            (B, C, N)); ``with_last_merge`` defaults to False here.
+        backbone: config of a RAM backbone (``forward_ram(images, mask).det_tokens``
+            (B, C, N) are decoded); ``with_last_merge`` defaults to False here.
         bbox_head: config of :class:`ViDTWoNeckHead`; ``in_channels`` defaults to the width of
             the backbone's [DET] tokens.
     """
@@ -34,10 +34,9 @@ class ViDTWoNeck(BaseDetector):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         backbone = dict(backbone)
         backbone.setdefault('with_last_merge', False)
-        self.backbone = MODELS.build(backbone)
+        self.backbone = build_ram_backbone(backbone, type(self).__name__)
         bbox_head = dict(bbox_head)
-        # the last stage's [DET] tokens are as wide as its (stride-32) patch level
-        bbox_head.setdefault('in_channels', self.backbone.level_channels[2])
+        bbox_head.setdefault('in_channels', self.backbone.det_token_channels)
         bbox_head.update(train_cfg=train_cfg, test_cfg=test_cfg)
         self.bbox_head = MODELS.build(bbox_head)
         self.train_cfg = train_cfg
@@ -47,7 +46,7 @@ class ViDTWoNeck(BaseDetector):
                      batch_data_samples: OptSampleList = None) -> Tensor:
         """(B, 3, H, W) padded images -> (B, C, N) final [DET] tokens."""
         mask = batch_padding_mask(batch_inputs, batch_data_samples)
-        return self.backbone(batch_inputs, mask).det_tokens
+        return self.backbone.forward_ram(batch_inputs, mask).det_tokens
 
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
         return self.bbox_head.loss(self.extract_feat(batch_inputs, batch_data_samples),

@@ -8,7 +8,8 @@ from torch import Tensor, nn
 
 from .coat_position_encodings import ConvPosEnc, ConvRelPosEnc
 from .coat_ram_attention import FactorizedReconfiguredAttention
-from .swin_ram_block import CrossAttentionInputs, residual_ffn
+from .ram_cross_attention import CrossAttentionInputs
+from .residual_ffn import residual_ffn
 
 
 class CoaTRAMBlock(BaseModule):

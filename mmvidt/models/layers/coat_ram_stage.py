@@ -3,16 +3,13 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from mmcv.cnn.bricks.transformer import PatchEmbed
-from mmdet.models.layers import SinePositionalEncoding
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
 from .coat_position_encodings import ConvPosEnc, ConvRelPosEnc
 from .coat_ram_block import CoaTRAMBlock
-from .padding_mask import resize_padding_mask
-from .swin_ram_block import CrossAttentionInputs
-from .swin_ram_stage import PADDING_LOGIT
+from .ram_cross_attention import cross_attention_inputs, patch_position_encoding
 
 
 class CoaTRAMStage(BaseModule):
@@ -53,9 +50,6 @@ class CoaTRAMStage(BaseModule):
                  crpe_window: Optional[Dict[int, int]] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if cross_attention and embed_dims % 4:
-            raise ValueError(f'a cross-attention stage needs channels divisible by 4 for its '
-                             f'sinusoidal encoding, got embed_dims={embed_dims}')
         self.cross_attention = cross_attention
         self.patch_embed = PatchEmbed(
             in_channels=in_channels,
@@ -76,23 +70,8 @@ class CoaTRAMStage(BaseModule):
             CoaTRAMBlock(embed_dims, num_heads, pos_dim, mlp_ratio, qkv_bias, drop_rate, rates[i])
             for i in range(depth)
         ])
-        # DETR-style normalised encoding of the patch grid, interleaved sin/cos, (y, x) halves.
-        self.patch_pos_encoding = SinePositionalEncoding(
-            num_feats=embed_dims // 2, normalize=True) if cross_attention else None
-
-    def cross_inputs(self, padding_mask: Tensor, hw_shape: Tuple[int, int],
-                     num_det: int, dtype: torch.dtype) -> CrossAttentionInputs:
-        """Sine encoding and [DET]-attention mask at this stage's (H, W).
-
-        ``padding_mask`` is the image mask after the backbone's first resize; it is resized
-        again here when the sizes differ (official behaviour).
-        """
-        mask = resize_padding_mask(padding_mask, hw_shape)
-        B, L = mask.shape[0], mask[0].numel()
-        patch_pos = self.patch_pos_encoding(mask).flatten(2).transpose(1, 2).to(dtype)
-        bias = mask.new_zeros((B, L + num_det), dtype=dtype)
-        bias[:, :L].masked_fill_(mask.flatten(1), PADDING_LOGIT)
-        return CrossAttentionInputs(patch_pos, bias.view(B, 1, 1, -1))
+        self.patch_pos_encoding = patch_position_encoding(
+            embed_dims) if cross_attention else None
 
     def forward(self, x: Tensor, det: Tensor, det_pos: Tensor,
                 padding_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
@@ -117,7 +96,8 @@ class CoaTRAMStage(BaseModule):
         if self.cross_attention:
             if padding_mask is None:
                 raise ValueError('a cross-attention stage needs the padding mask')
-            cross = self.cross_inputs(padding_mask, hw_shape, det.shape[1], x.dtype)
+            cross = cross_attention_inputs(self.patch_pos_encoding, padding_mask, hw_shape,
+                                           det.shape[1], x.dtype)
         for block in self.blocks:
             x = block(x, hw_shape, det_pos, self.cpe, self.crpe, cross)
         num_patch = 1 + hw_shape[0] * hw_shape[1]

@@ -1,40 +1,16 @@
 """One Swin Transformer block whose attention is the RAM (patch and [DET] tokens together)."""
-from typing import NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import build_dropout
-from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from .ram_attention import ReconfiguredAttention
-
-
-class CrossAttentionInputs(NamedTuple):
-    """What a cross-attention stage hands to each of its blocks.
-
-    Attributes:
-        patch_pos: (B, H*W, C) sinusoidal encoding of the stage's patch tokens.
-        bias: (B, 1, 1, H*W + N) additive mask of [DET] attention, -100 at padded patches.
-    """
-    patch_pos: Tensor
-    bias: Tensor
-
-
-def residual_ffn(embed_dims: int, mlp_ratio: float, drop_rate: float,
-                 drop_path_rate: float) -> FFN:
-    """The second half of a RAM block, ``x + DropPath(FC(GELU(FC(x))))`` with dropout after
-    each FC; called as ``ffn(norm2(x), identity=x)`` on (B, L, C) tokens."""
-    return FFN(
-        embed_dims=embed_dims,
-        feedforward_channels=int(embed_dims * mlp_ratio),
-        num_fcs=2,
-        ffn_drop=drop_rate,
-        dropout_layer=dict(type='DropPath', drop_prob=drop_path_rate),
-        act_cfg=dict(type='GELU'),
-        add_identity=True)
+from .ram_cross_attention import CrossAttentionInputs
+from .residual_ffn import residual_ffn
 
 
 class SwinRAMBlock(BaseModule):

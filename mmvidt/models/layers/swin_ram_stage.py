@@ -3,17 +3,13 @@ import math
 from typing import Optional, Sequence, Tuple
 
 import torch.utils.checkpoint as cp
-from mmdet.models.layers import SinePositionalEncoding
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor
 
 from .det_patch_merging import DetPatchMerging
-from .padding_mask import resize_padding_mask
+from .ram_cross_attention import cross_attention_inputs, patch_position_encoding
 from .shifted_window import shifted_window_mask
-from .swin_ram_block import CrossAttentionInputs, SwinRAMBlock
-
-#: Logit added at padded patch positions in [DET] x [PATCH] attention (official value, not -inf).
-PADDING_LOGIT = -100.
+from .swin_ram_block import SwinRAMBlock
 
 
 class SwinRAMStage(BaseModule):
@@ -48,10 +44,6 @@ class SwinRAMStage(BaseModule):
                  with_cp: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if cross_attention and embed_dims % 4:
-            # two halves (y, x) of interleaved sin/cos pairs
-            raise ValueError(f'a cross-attention stage needs channels divisible by 4 for its '
-                             f'sinusoidal encoding, got embed_dims={embed_dims}')
         self.window_size = window_size
         self.cross_attention = cross_attention
         self.with_cp = with_cp
@@ -62,23 +54,8 @@ class SwinRAMStage(BaseModule):
         ])
         self.downsample = (None if downsample_channels is None else DetPatchMerging(
             embed_dims, downsample_channels))
-        # DETR-style normalised encoding of the patch grid, interleaved sin/cos, (y, x) halves.
-        self.patch_pos_encoding = SinePositionalEncoding(
-            num_feats=embed_dims // 2, normalize=True) if cross_attention else None
-
-    def cross_inputs(self, padding_mask: Tensor, hw_shape: Tuple[int, int],
-                     num_det: int, dtype) -> CrossAttentionInputs:
-        """Sinusoidal encoding and [DET]-attention mask at this stage's resolution.
-
-        ``padding_mask`` (B, h, w) is the image mask after the backbone's first resize; a second
-        nearest resize to (H, W) happens here when the sizes differ (official behaviour).
-        """
-        mask = resize_padding_mask(padding_mask, hw_shape)
-        B = mask.shape[0]
-        patch_pos = self.patch_pos_encoding(mask).flatten(2).transpose(1, 2).to(dtype)
-        bias = mask.new_zeros((B, mask[0].numel() + num_det), dtype=dtype)
-        bias[:, :mask[0].numel()].masked_fill_(mask.flatten(1), PADDING_LOGIT)
-        return CrossAttentionInputs(patch_pos, bias.view(B, 1, 1, -1))
+        self.patch_pos_encoding = patch_position_encoding(
+            embed_dims) if cross_attention else None
 
     def forward(self, x: Tensor, hw_shape: Tuple[int, int], det_pos: Tensor,
                 padding_mask: Optional[Tensor] = None
@@ -105,7 +82,8 @@ class SwinRAMStage(BaseModule):
         if self.cross_attention:
             if padding_mask is None:
                 raise ValueError('a cross-attention stage needs the padding mask')
-            cross = self.cross_inputs(padding_mask, hw_shape, num_det, x.dtype)
+            cross = cross_attention_inputs(self.patch_pos_encoding, padding_mask, hw_shape,
+                                           num_det, x.dtype)
 
         for block in self.blocks:
             if self.with_cp and x.requires_grad:

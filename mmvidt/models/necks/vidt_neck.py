@@ -2,12 +2,13 @@
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from mmvidt.ops import msda_level_start_index
+from ..backbones.ram_backbone import RAMOutput
+from ..layers.padding_mask import resize_padding_mask
 from ..layers.token_label_branch import TokenLabelBranch
 from ..layers.vidt_decoder import ViDTDecoder
 
@@ -103,6 +104,11 @@ class ViDTNeck(BaseModule):
     def num_layers(self) -> int:
         return self.decoder.num_layers
 
+    @property
+    def predicts_token_labels(self) -> bool:
+        """Whether the neck returns ViDT+ token-label logits in training."""
+        return self.token_branch is not None
+
     def _init_projections(self) -> None:
         """Official init: xavier-uniform for every matrix outside the deformable attention,
         zero bias for the patch-map projections (the MSDA layers and a fusion module keep their
@@ -135,9 +141,7 @@ class ViDTNeck(BaseModule):
             memory = self.fusion(feats)
         else:
             memory = [proj(feat) for proj, feat in zip(self.input_proj, feats)]
-        masks = [
-            F.interpolate(img_mask[None].float(), size=m.shape[-2:])[0].bool() for m in memory
-        ]
+        masks = [resize_padding_mask(img_mask, m.shape[-2:]) for m in memory]
         return memory, masks
 
     def project_queries(self, det_tokens: Tensor, det_pos: Tensor) -> Tuple[Tensor, Tensor]:
@@ -147,21 +151,18 @@ class ViDTNeck(BaseModule):
         return query, query_pos
 
     def forward(self,
-                feats: Sequence[Tensor],
-                det_tokens: Tensor,
-                det_pos: Tensor,
+                body: RAMOutput,
                 img_mask: Tensor,
                 reg_branches: Optional[nn.ModuleList] = None) -> ViDTNeckOutput:
         """
         Args:
-            feats: backbone patch maps (B, C_l, H_l, W_l), strides 8/16/32/64.
-            det_tokens: (B, C_T, N) [DET] tokens of the last backbone stage.
-            det_pos: (1, C_E, N) det positional embedding.
+            body: the RAM backbone's patch maps (strides 8/16/32/64), final [DET] tokens
+                (B, C_T, N) and their positional embedding (1, C_E, N).
             img_mask: (B, H, W) bool padding mask of the batch input.
             reg_branches: the head's box branches for iterative refinement, or None.
         """
-        memory, masks = self.project_memory(feats, img_mask)
-        query, query_pos = self.project_queries(det_tokens, det_pos)
+        memory, masks = self.project_memory(body.patch_maps, img_mask)
+        query, query_pos = self.project_queries(body.det_tokens, body.det_pos)
         batch = query.shape[0]
         query_pos = query_pos.expand(batch, -1, -1)
         reference_points = self.reference_points(query_pos).sigmoid()

@@ -8,9 +8,10 @@ from mmdet.registry import MODELS
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmvidt.converters.coat import coat_lite_ram_kwargs_from_official_args
-from mmvidt.converters.vidt_detector import vidt_model_from_official_args
+from mmvidt.official.coat import coat_lite_ram_kwargs_from_official_args
+from mmvidt.official.vidt_detector import vidt_model_from_official_args
 from mmvidt.models.backbones.coat_lite_ram import CoaTLiteRAM
+from mmvidt.official.parity.vidt_backbone import recorded_stages
 from official_counts import LEVEL_EMBED_PARAMS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -41,30 +42,31 @@ def test_shapes_and_levels():
     images = torch.randn(2, 3, 70, 90)
     mask = torch.zeros(2, 70, 90, dtype=torch.bool)
     mask[1, 30:] = True
-    out = model(images, mask)
+    with recorded_stages(model) as stages:
+        out = model.forward_ram(images, mask)
     # stem: ceil(70/4)=18 x ceil(90/4)=23, then ceil halves
     assert [tuple(m.shape) for m in out.patch_maps] == [(2, 32, 9, 12), (2, 48, 5, 6),
                                                         (2, 64, 3, 3), (2, 24, 2, 2)]
     assert model.level_channels == (32, 48, 64, 24)
     assert out.det_tokens.shape == (2, 64, 5) and out.det_pos.shape == (1, 24, 5)
-    assert [d.shape[-1] for d in out.stage_det_tokens] == [16, 32, 48, 64]
-    assert out.cross_mask.shape == (2, 70 // 8, 90 // 8)  # image size / 8, not patch size
-    maps = model(images, out.cross_mask.new_zeros(2, 70, 90))
+    assert [d.shape[-1] for d in stages['det_tokens']] == [16, 32, 48, 64]
+    assert stages['cross_masks'][3].shape == (2, 70 // 8, 90 // 8)  # image size / 8
+    maps = model.forward_ram(images, torch.zeros_like(mask))
     # patches never attend to [DET] tokens: the mask changes only the [DET] tokens
     for a, b in zip(out.patch_maps, maps.patch_maps):
         assert torch.allclose(a, b)
     assert not torch.allclose(out.det_tokens[1], maps.det_tokens[1])
     assert torch.allclose(out.det_tokens[0], maps.det_tokens[0], atol=1e-6)
-    mmdet_out = CoaTLiteRAM(arch=SMALL_ARCH, det_token_num=5, pos_dim=24,
-                            out_indices=(1, 3))(images)
-    assert [m.shape[1] for m in mmdet_out] == [48, 24]
+    mmdet_model = CoaTLiteRAM(arch=SMALL_ARCH, det_token_num=5, pos_dim=24, out_indices=(1, 3))
+    assert [m.shape[1] for m in mmdet_model(images)] == list(mmdet_model.out_channels) == [48, 24]
+    assert mmdet_model.strides == (16, 64)
     no_merge = CoaTLiteRAM(arch=SMALL_ARCH, det_token_num=5, with_last_merge=False)
     assert no_merge.level_channels == (32, 48, 64) and no_merge.last_patch_embed is None
 
 
 def test_gradients_reach_every_stage():
     model = CoaTLiteRAM(arch=SMALL_ARCH, det_token_num=3, pos_dim=16, cross_indices=(2, 3))
-    out = model(torch.randn(1, 3, 40, 48), torch.zeros(1, 40, 48, dtype=torch.bool))
+    out = model.forward_ram(torch.randn(1, 3, 40, 48), torch.zeros(1, 40, 48, dtype=torch.bool))
     (out.det_tokens.sum() + sum(m.sum() for m in out.patch_maps)).backward()
     for name, param in model.named_parameters():
         assert param.grad is not None, name
@@ -78,7 +80,8 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match='window .* covers 8 heads, but there are 4'):
         CoaTLiteRAM(arch=dict(SMALL_ARCH, num_heads=4))
     with pytest.raises(ValueError, match='does not match the images'):
-        CoaTLiteRAM(arch=SMALL_ARCH)(torch.zeros(1, 3, 32, 32), torch.zeros(1, 16, 16).bool())
+        CoaTLiteRAM(arch=SMALL_ARCH).forward_ram(torch.zeros(1, 3, 32, 32),
+                                                 torch.zeros(1, 16, 16).bool())
 
 
 def official_imagenet_state(model: CoaTLiteRAM) -> dict:
@@ -118,8 +121,8 @@ def test_imagenet_checkpoint_loading(tmp_path):
     torch.save({'model': official_imagenet_state(source)}, path)
     model = CoaTLiteRAM(arch=SMALL_ARCH, det_token_num=4, pos_dim=16,
                         init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    missing, unused = model.load_imagenet_weights(
-        torch.load(path, weights_only=True), source=str(path))
+    missing, unused = model.load_imagenet_weights(official_imagenet_state(source),
+                                                  source=str(path))
     assert sorted(unused)[:2] == ['head.weight', 'norm4.weight']
     assert all(k in ('head.weight', 'norm4.weight') or '.cpe.' in k or '.crpe.' in k
                for k in unused)
@@ -129,10 +132,10 @@ def test_imagenet_checkpoint_loading(tmp_path):
         if key not in missing:
             assert torch.equal(value, source.state_dict()[key]), key
     with pytest.raises(ValueError, match='no CoaT weights'):
-        model.load_imagenet_weights({'model': {'foo': torch.zeros(1)}})
+        model.load_imagenet_weights({'foo': torch.zeros(1)})
     with pytest.raises(ValueError, match='shapes do not fit'):
         CoaTLiteRAM(arch='tiny', det_token_num=4).load_imagenet_weights(
-            {'model': official_imagenet_state(source)})
+            official_imagenet_state(source))
 
 
 def test_official_args_translation():

@@ -5,10 +5,10 @@ import torch
 from mmdet.registry import MODELS as DET_MODELS
 from mmpretrain.registry import MODELS
 
-from mmvidt.converters.pit import convert_pit
+from mmvidt.official.pit import convert_pit
 from mmvidt.models.backbones.pit import PiT, resize_pos_map
-from mmvidt.parity import check_fixture, fixture_matches
-from mmvidt.parity.pit import pit_classifier_cfg
+from mmvidt.official.parity import check_fixture, fixture_matches
+from mmvidt.official.parity.pit import pit_classifier_cfg
 
 # Section 1.8 of the spec: (total with 1000 classes, without heads incl. final norm).
 PARAM_COUNTS = {

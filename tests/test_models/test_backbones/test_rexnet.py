@@ -7,7 +7,7 @@ from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmvidt.models.backbones.rexnet import ReXNet, rexnet_channels
-from mmvidt.parity import check_fixture, fixture_matches
+from mmvidt.official.parity import check_fixture, fixture_matches
 
 # Spec tables 2.2 / 2.6: stem, output channels of blocks 0..15, penultimate width.
 CHANNELS = {

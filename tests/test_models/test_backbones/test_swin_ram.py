@@ -4,9 +4,11 @@ import math
 import pytest
 import torch
 
-from mmvidt.converters.checks import StateDictMismatchError, check_state_dict
-from mmvidt.models.backbones.swin_ram import SwinRAM, SwinRAMOutputs
+from mmvidt.utils.state_dict import StateDictMismatchError, check_state_dict
+from mmvidt.models.backbones.ram_backbone import RAMOutput
+from mmvidt.models.backbones.swin_ram import SwinRAM
 from mmvidt.models.layers import ram_attention
+from mmvidt.official.parity.vidt_backbone import recorded_stages
 from official_counts import (official_backbone_param_count, official_unused_param_count,
                              wo_neck_head_param_count)
 
@@ -33,9 +35,9 @@ def expected_level_sizes(H, W):
 
 def check_shapes(model: SwinRAM, images, mask):
     B, _, H, W = images.shape
-    with torch.no_grad():
-        out = model(images, mask)
-    assert isinstance(out, SwinRAMOutputs)
+    with torch.no_grad(), recorded_stages(model) as stages:
+        out = model.forward_ram(images, mask)
+    assert isinstance(out, RAMOutput)
     stage_dims = [model.embed_dims * 2**s for s in range(4)]
     sizes = expected_level_sizes(H, W)
     assert len(out.patch_maps) == len(model.level_channels) == 4
@@ -46,9 +48,10 @@ def check_shapes(model: SwinRAM, images, mask):
     N = model.det_token_num
     assert out.det_tokens.shape == (B, stage_dims[3], N)
     assert out.det_pos.shape == (1, model.pos_dim, N)
-    assert [tuple(t.shape) for t in out.stage_det_tokens] == [(B, N, c) for c in stage_dims]
+    assert model.det_token_channels == stage_dims[3]
+    assert [tuple(t.shape) for t in stages['det_tokens']] == [(B, N, c) for c in stage_dims]
     h0, w0 = math.ceil(H / 4), math.ceil(W / 4)
-    assert out.cross_mask.shape == (B, h0 // 8, w0 // 8)
+    assert stages['cross_masks'][3].shape == (B, h0 // 8, w0 // 8)
     assert all(torch.isfinite(m).all() for m in out.patch_maps)
 
 
@@ -84,12 +87,13 @@ def test_without_last_merge_and_mmdet_call():
     images, mask = padded_batch([(61, 93), (49, 70)])
     assert 'stages.3.downsample.reduction.weight' not in model.state_dict()
     with torch.no_grad():
-        out = model(images, mask)
+        out = model.forward_ram(images, mask)
         maps = model(images)
     assert model.level_channels == (32, 64, 128)
     assert [m.shape[1:] for m in out.patch_maps] == [(32, 8, 12), (64, 4, 6), (128, 2, 3)]
     # the mmdet call returns the out_indices levels, identical to the masked call's maps
     assert isinstance(maps, tuple) and len(maps) == 2
+    assert model.out_channels == (32, 128) and model.strides == (8, 32)
     torch.testing.assert_close(maps[0], out.patch_maps[0], rtol=0, atol=0)
     torch.testing.assert_close(maps[1], out.patch_maps[2], rtol=0, atol=0)
     with pytest.raises(ValueError, match='out_indices'):
@@ -101,13 +105,15 @@ def test_mask_only_changes_det_cross_attention(cross_indices):
     model = SwinRAM(arch=SMALL_ARCH, det_token_num=6, cross_indices=cross_indices).eval()
     images, mask = padded_batch([(64, 96), (40, 57)])
     with torch.no_grad():
-        padded = model(images, mask)
-        unpadded = model(images, torch.zeros_like(mask))
+        with recorded_stages(model) as padded_stages:
+            padded = model.forward_ram(images, mask)
+        with recorded_stages(model) as unpadded_stages:
+            unpadded = model.forward_ram(images, torch.zeros_like(mask))
     # patch tokens never attend to [DET] tokens: the mask cannot change them
     for a, b in zip(padded.patch_maps, unpadded.patch_maps):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     first = min(cross_indices)
-    for s, (a, b) in enumerate(zip(padded.stage_det_tokens, unpadded.stage_det_tokens)):
+    for s, (a, b) in enumerate(zip(padded_stages['det_tokens'], unpadded_stages['det_tokens'])):
         if s < first:  # before any cross stage the mask is not used
             torch.testing.assert_close(a, b, rtol=0, atol=0)
         else:  # the padded image's [DET] tokens change, the unpadded image's do not
@@ -115,14 +121,15 @@ def test_mask_only_changes_det_cross_attention(cross_indices):
             torch.testing.assert_close(a[0], b[0])
     # the mask divisor follows the number of cross stages: 2 ** (4 - len(cross_indices))
     divisor = 2**(4 - len(cross_indices))
-    assert padded.cross_mask.shape[1:] == (16 // divisor, 24 // divisor)
+    for s in cross_indices:
+        assert padded_stages['cross_masks'][s].shape[1:] == (16 // divisor, 24 // divisor)
 
 
 def test_mask_shape_is_checked():
     model = SwinRAM(arch=SMALL_ARCH, det_token_num=3)
     images, mask = padded_batch([(64, 96)])
     with pytest.raises(ValueError, match='padding mask of shape'):
-        model(images, mask[:, :-1])
+        model.forward_ram(images, mask[:, :-1])
 
 
 def test_official_count_formula_matches_published_counts():
@@ -150,7 +157,7 @@ def test_preset_param_counts(arch):
 def test_gradients_reach_det_parameters():
     model = SwinRAM(arch=SMALL_ARCH, det_token_num=5, drop_path_rate=0.1).train()
     images, mask = padded_batch([(64, 96), (50, 70)])
-    out = model(images, mask)
+    out = model.forward_ram(images, mask)
     loss = out.det_tokens.square().mean() + sum(m.mean() for m in out.patch_maps)
     loss.backward()
     for name in ('det_token', 'det_pos_embed', 'stages.0.blocks.0.det_pos_linear.weight',
@@ -165,7 +172,7 @@ def test_with_cp_gives_same_outputs_and_gradients():
     for with_cp in (False, True):
         torch.manual_seed(1)
         model = SwinRAM(arch=SMALL_ARCH, det_token_num=5, with_cp=with_cp).train()
-        out = model(images, mask)
+        out = model.forward_ram(images, mask)
         (out.det_tokens.sum() + sum(m.sum() for m in out.patch_maps)).backward()
         outs.append(out)
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
@@ -189,11 +196,13 @@ def test_sdpa_equals_explicit_attention(monkeypatch):
     model = SwinRAM(arch=SMALL_ARCH, det_token_num=5, cross_indices=(1, 3)).eval()
     images, mask = padded_batch([(64, 96), (50, 70)])
     with torch.no_grad():
-        fused = model(images, mask)
+        with recorded_stages(model) as fused_stages:
+            fused = model.forward_ram(images, mask)
         monkeypatch.setattr(ram_attention, 'scaled_dot_product_attention', explicit_attention)
-        explicit = model(images, mask)
-    for a, b in zip(fused.patch_maps + fused.stage_det_tokens,
-                    explicit.patch_maps + explicit.stage_det_tokens):
+        with recorded_stages(model) as explicit_stages:
+            explicit = model.forward_ram(images, mask)
+    for a, b in zip(fused.patch_maps + tuple(fused_stages['det_tokens']),
+                    explicit.patch_maps + tuple(explicit_stages['det_tokens'])):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
@@ -260,7 +269,7 @@ def test_imagenet_checkpoint_loading(tmp_path, monkeypatch):
                                sd['layers.1.downsample.norm.bias'])
     assert len(logs) == 1 and 'head.weight' in logs[0] and 'det_token' in logs[0]
 
-    missing, unused = SwinRAM(arch=SMALL_ARCH, det_token_num=3).load_imagenet_weights({'model': sd})
+    missing, unused = SwinRAM(arch=SMALL_ARCH, det_token_num=3).load_imagenet_weights(sd)
     assert set(unused) == {'norm.weight', 'norm.bias', 'head.weight', 'head.bias'} | {
         f'layers.{i}.blocks.1.attn_mask' for i in range(4)}
     assert set(missing) == {'det_token', 'det_pos_embed'} | {
@@ -273,11 +282,11 @@ def test_imagenet_checkpoint_loading(tmp_path, monkeypatch):
 def test_imagenet_checkpoint_errors():
     model = SwinRAM(arch=SMALL_ARCH, det_token_num=3)
     with pytest.raises(ValueError, match='no Swin weights found'):
-        model.load_imagenet_weights({'model': {'fc.weight': torch.zeros(2, 2)}})
+        model.load_imagenet_weights({'fc.weight': torch.zeros(2, 2)})
     sd = microsoft_swin_state_dict(C=16, depths=(2, 2, 2, 2), heads=(2, 2, 4, 8))
     with pytest.raises(ValueError,
                        match=r'bias_table: checkpoint \(169, 2\) vs SwinRAM \(169, 1\)'):
-        model.load_imagenet_weights({'model': sd})
+        model.load_imagenet_weights(sd)
 
 
 def test_check_state_dict_messages():

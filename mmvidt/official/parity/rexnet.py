@@ -5,11 +5,11 @@ from typing import Dict
 import torch
 from mmpretrain.registry import MODELS
 
-from mmvidt.converters.rexnet import convert_rexnet
-from mmvidt.converters.checks import check_state_dict
+from mmvidt.official.rexnet import convert_rexnet
+from mmvidt.utils.state_dict import check_state_dict
 from mmvidt.models.backbones.rexnet import ReXNet, rexnet_channels
 from .core import register_parity_handler
-from .recording import record_module_outputs
+from .recording import record_module_calls
 
 # Official constructor arguments that only matter for training speed / are never used
 # (``bn_momentum`` of ReXNetV1 is accepted and ignored by the official code).
@@ -94,7 +94,7 @@ def rexnet_parity(fixture: dict) -> Dict[str, torch.Tensor]:
     watched = {f'block{k}': block for k, block in enumerate(blocks)}
     watched.update(final_conv=backbone.conv_out, pooled=model.neck)
 
-    with torch.no_grad(), record_module_outputs(watched) as rec:
+    with torch.no_grad(), record_module_calls(watched) as rec:
         logits = model(fixture['inputs']['images'], mode='tensor')
     inter = 'outputs.intermediate'
     # The official forward ends with ``.squeeze()`` on (B, classes, 1, 1); mirror it.

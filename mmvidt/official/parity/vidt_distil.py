@@ -6,8 +6,8 @@ import torch
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from mmvidt.converters.checks import check_state_dict
-from mmvidt.converters.vidt_detector import (convert_vidt_detector, official_backbone_cfg,
+from mmvidt.utils.state_dict import check_state_dict
+from mmvidt.official.vidt_detector import (convert_vidt_detector, official_backbone_cfg,
                                              vidt_model_from_official_args)
 from mmvidt.models.detectors.vidt_distiller import ViDTDistiller, distil_tokens
 from mmvidt.models.losses.token_matching_loss import DistilTokens
@@ -40,21 +40,14 @@ def token_rows(prefix: str, tokens: DistilTokens) -> Dict[str, Tensor]:
     return rows
 
 
-def neck_inputs(model, images: Tensor, masks: Tensor) -> tuple:
-    """Positional inputs of ``model.neck`` for images with the fixture's padding masks."""
-    body = model.backbone(images, masks)
-    reg_branches = model.bbox_head.reg_branches if model.with_box_refine else None
-    return body.patch_maps, body.det_tokens, body.det_pos, masks, reg_branches
-
-
 def vidt_distil_outputs(fixture: dict) -> Dict[str, Tensor]:
     """The student's detector results plus every distillation row of the fixture."""
     produced = vidt_detector_outputs(fixture)
     model = build_distiller_from_fixture(fixture)
     images, masks = fixture['inputs']['images'], fixture['inputs']['masks']
     with torch.no_grad():
-        student = distil_tokens(model.neck(*neck_inputs(model, images, masks)))
-        teacher_out = model.teacher.neck(*neck_inputs(model.teacher, images, masks))
+        student = distil_tokens(model.forward_features(images, masks))
+        teacher_out = model.teacher.forward_features(images, masks)
         teacher = distil_tokens(teacher_out)
         cls_scores, bbox_preds = model.teacher.bbox_head(teacher_out.hidden_states,
                                                          teacher_out.references)

@@ -4,10 +4,10 @@ from typing import Dict
 import torch
 from mmpretrain.registry import MODELS
 
-from mmvidt.converters.pit import convert_pit
-from mmvidt.converters.checks import check_state_dict
+from mmvidt.official.pit import convert_pit
+from mmvidt.utils.state_dict import check_state_dict
 from .core import register_parity_handler
-from .recording import record_module_outputs
+from .recording import record_module_calls
 
 OFFICIAL_CLASSES = {'PoolingTransformer': False, 'DistilledPoolingTransformer': True}
 #: Official constructor argument -> mmvidt ``PiT`` argument (arch keys are handled separately).
@@ -74,7 +74,7 @@ def pit_parity(fixture: dict) -> Dict[str, torch.Tensor]:
         watched['norm'] = backbone.norm
 
     produced = {}
-    with torch.no_grad(), record_module_outputs(watched) as rec:
+    with torch.no_grad(), record_module_calls(watched) as rec:
         produced['outputs.logits'] = model(images, mode='tensor')
     inter = 'outputs.intermediate'
     produced[f'{inter}.patch_embed'] = rec['patch_embed']

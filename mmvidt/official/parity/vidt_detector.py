@@ -4,8 +4,7 @@ Builds the mmvidt ``ViDT`` equivalent of a fixture's official model from ``meta.
 converted official state dict strictly and reproduces, under the fixture's key paths, every
 recorded result of the detector. The backbone part is :mod:`.vidt`'s.
 """
-from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 import torch
 from mmdet.registry import MODELS
@@ -14,12 +13,13 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmvidt.converters.checks import check_state_dict
-from mmvidt.converters.vidt_detector import convert_vidt_detector, vidt_model_from_official_args
+from mmvidt.utils.state_dict import check_state_dict
+from mmvidt.official.vidt_detector import convert_vidt_detector, vidt_model_from_official_args
 from mmvidt.models.detectors.vidt import ViDT
 from mmvidt.models.layers.vidt_decoder import refine_reference
 from mmvidt.models.necks.vidt_neck import ViDTNeckOutput
-from .vidt import swin_ram_parity_outputs
+from .recording import record_module_calls
+from .vidt_backbone import ram_backbone_rows, recorded_stages
 
 INTERMEDIATE = 'outputs.intermediate'
 #: mmdet loss name -> official loss name.
@@ -55,21 +55,6 @@ def build_vidt_from_fixture(fixture: dict) -> ViDT:
                                     'converted official ViDT state dict')
 
 
-@contextmanager
-def record_msda_inputs(model: ViDT) -> Iterator[List[Tuple[Tensor, ...]]]:
-    """Collect the positional inputs of every decoder layer's deformable attention."""
-    calls: List[Tuple[Tensor, ...]] = []
-    handles = [
-        layer.cross_attn.register_forward_pre_hook(lambda _m, args: calls.append(args))
-        for layer in model.neck.decoder.layers
-    ]
-    try:
-        yield calls
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def image_metas(fixture: dict) -> List[dict]:
     """mmdet image metas of the fixture batch: unpadded and original sizes."""
     inputs = fixture['inputs']
@@ -91,11 +76,6 @@ def gt_instances(fixture: dict, metas: List[dict]) -> List[InstanceData]:
             InstanceData(bboxes=bbox_cxcywh_to_xyxy(target['boxes']) * scale,
                          labels=target['labels']))
     return instances
-
-
-def supervised_levels(head: BaseModule, num_levels: int) -> Sequence[int]:
-    """Prediction levels the head's losses supervise: all, or the last only."""
-    return range(num_levels) if head.with_aux_loss else [num_levels - 1]
 
 
 def detection_loss_weights(head: BaseModule) -> Dict[str, float]:
@@ -123,23 +103,22 @@ def official_loss_terms(losses: Dict[str, Tensor], weights: Dict[str, float],
     return unweighted, weighted
 
 
-def matching_outputs(model: ViDT, cls_scores: Tensor, bbox_preds: Tensor,
-                     gts: List[InstanceData], metas: List[dict]) -> Dict[str, Tensor]:
-    """Hungarian assignment of every supervised level, as ``losses.matching`` key paths."""
-    head = model.bbox_head
-    num_levels = cls_scores.shape[0]
+def matching_outputs(head: BaseModule, num_levels: int,
+                     num_images: int) -> Dict[str, Tensor]:
+    """The Hungarian assignment of every supervised level, as ``losses.matching`` key paths,
+    read from the head's :class:`RecordingAssigner` after its ``loss_by_feat``."""
+    levels = head.supervised_levels(num_levels)
+    matches = head.assigner.matches
+    if len(matches) != len(levels) * num_images:
+        raise RuntimeError(f'expected {len(levels)} x {num_images} recorded assignments, '
+                           f'found {len(matches)}')
     produced = {}
-    for level in supervised_levels(head, num_levels):
+    for k, level in enumerate(levels):
         name = 'final' if level == num_levels - 1 else f'aux_{level}'
-        for index, (gt, meta) in enumerate(zip(gts, metas)):
-            height, width = meta['img_shape']
-            scale = bbox_preds.new_tensor([width, height, width, height])
-            preds = InstanceData(scores=cls_scores[level, index],
-                                 bboxes=bbox_cxcywh_to_xyxy(bbox_preds[level, index]) * scale)
-            gt_inds = head.assigner.assign(preds, gt, meta).gt_inds
-            pred_idx = torch.nonzero(gt_inds > 0).flatten()
+        for index in range(num_images):
+            pred_idx, tgt_idx = matches[k * num_images + index]
             produced[f'losses.matching.{name}.{index}.pred_idx'] = pred_idx
-            produced[f'losses.matching.{name}.{index}.tgt_idx'] = gt_inds[pred_idx] - 1
+            produced[f'losses.matching.{name}.{index}.tgt_idx'] = tgt_idx
     return produced
 
 
@@ -175,7 +154,7 @@ def loss_rows(head: BaseModule, cls_scores: Tensor, gts: List[InstanceData],
     """
     unweighted = dict(unweighted)
     num_levels = cls_scores.shape[0]
-    for level in supervised_levels(head, num_levels):
+    for level in head.supervised_levels(num_levels):
         suffix = '' if level == num_levels - 1 else f'_{level}'
         unweighted.update(
             logging_terms(cls_scores[level], gts, matching, 'final' if not suffix else '',
@@ -191,8 +170,8 @@ def loss_outputs(model: ViDT, fixture: dict, cls_scores: Tensor,
     head = model.bbox_head
     metas = image_metas(fixture)
     gts = gt_instances(fixture, metas)
-    losses = head.loss_by_feat(cls_scores, bbox_preds, None, None, gts, metas)
-    produced = matching_outputs(model, cls_scores, bbox_preds, gts, metas)
+    losses = head.loss_by_feat(cls_scores, bbox_preds, gts, metas)
+    produced = matching_outputs(head, cls_scores.shape[0], len(gts))
     unweighted, weighted = official_loss_terms(losses, detection_loss_weights(head))
     rows = loss_rows(head, cls_scores, gts, produced, unweighted, weighted)
     produced.update(rows)
@@ -231,24 +210,25 @@ def detector_forward_outputs(model: ViDT,
         (logits and boxes of every level first).
     """
     inputs = fixture['inputs']
-    images, masks = inputs['images'], inputs['masks']
-    with torch.no_grad(), record_msda_inputs(model) as msda_calls:
-        body = model.backbone(images, masks)
-        reg_branches = model.bbox_head.reg_branches if model.with_box_refine else None
-        neck = model.neck(body.patch_maps, body.det_tokens, body.det_pos, masks, reg_branches)
+    layers = model.neck.decoder.layers
+    with torch.no_grad(), recorded_stages(model.backbone) as stages, record_module_calls(
+            {'neck': model.neck, **{str(i): layer.cross_attn for i, layer in enumerate(layers)}},
+            inputs=True) as calls:
+        neck = model.forward_features(inputs['images'], inputs['masks'])
+        body = calls['neck'][0]
+        msda_calls = [calls[str(i)] for i in range(len(layers))]
         head_outputs = model.bbox_head(neck.hidden_states, neck.references)
         cls_scores, bbox_preds = head_outputs[:2]
         _, query_pos = model.neck.project_queries(body.det_tokens, body.det_pos)
         final_reference = neck.references[-1]
-        if reg_branches is not None:
-            final_reference = refine_reference(reg_branches[-1], neck.hidden_states[-1],
-                                               final_reference)
+        if model.with_box_refine:
+            final_reference = refine_reference(model.bbox_head.reg_branches[-1],
+                                               neck.hidden_states[-1], final_reference)
         sampling = [
             layer.cross_attn.sampling_locations_and_weights(query, refs, shapes)
-            for layer, (query, refs, _, shapes, *_) in zip(model.neck.decoder.layers,
-                                                          msda_calls)
+            for layer, (query, refs, _, shapes, *_) in zip(layers, msda_calls)
         ]
-    produced = swin_ram_parity_outputs(model.backbone, body)
+    produced = ram_backbone_rows(model.backbone, body, stages)
     produced.update({
         'outputs.pred_logits': cls_scores[-1],
         'outputs.pred_boxes': bbox_preds[-1],

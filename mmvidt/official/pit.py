@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 import torch
 
-from .state_dict_utils import StateDict, rename_keys
+from mmvidt.utils.state_dict import StateDict, rename_keys
 
 _BLOCK = r'transformers\.(\d+)\.blocks\.(\d+)\.'
 _TARGET_BLOCK = r'backbone.stages.\1.blocks.\2.'

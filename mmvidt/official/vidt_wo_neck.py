@@ -4,8 +4,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 
-from .state_dict_utils import KeyRule, StateDict, rename_keys
-from .vidt_detector import COCO_CATEGORY_IDS, convert_vidt_detector, official_backbone_cfg
+from mmvidt.models.dense_heads.class_logit_mapping import ClassLogitIndices
+from mmvidt.utils.state_dict import KeyRule, StateDict, rename_keys
+from .vidt_detector import convert_vidt_detector, official_backbone_cfg
 
 #: Official head keys -> ``ViDTWoNeck`` keys; MLP layers 0, 1, 2 sit at Sequential 0, 2, 4.
 VIDT_WO_NECK_HEAD_RULES: Sequence[KeyRule] = (
@@ -37,7 +38,7 @@ def convert_vidt_wo_neck_detector(official_sd: StateDict,
 def vidt_wo_neck_model_from_official_args(
         args: Mapping[str, Any],
         backbone_override: Optional[Sequence[Mapping]] = None,
-        class_logit_indices: Optional[Sequence[int]] = COCO_CATEGORY_IDS) -> Dict[str, Any]:
+        class_logit_indices: ClassLogitIndices = 'coco') -> Dict[str, Any]:
     """mmvidt ``ViDTWoNeck`` config equivalent to the official ``vidt_wo_neck`` build.
 
     The official loss weights are fixed in its builder: CE 1 (no-object ``eos_coef``), L1

@@ -11,9 +11,9 @@ from typing import Any, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from .checks import StateDictMismatchError
-from .state_dict_utils import KeyRule, StateDict, rename_keys
-from .vidt_detector import COCO_CATEGORY_IDS, convert_vidt_detector, vidt_model_from_official_args
+from mmvidt.models.dense_heads.class_logit_mapping import ClassLogitIndices
+from mmvidt.utils.state_dict import KeyRule, StateDict, StateDictMismatchError, rename_keys
+from .vidt_detector import convert_vidt_detector, vidt_model_from_official_args
 
 _EPFF = r'fusion\.multi_scaler\.'
 _RCU = r'conv([123])\.(weight|bias)'
@@ -110,7 +110,7 @@ def convert_vidt_checkpoint(official_sd: StateDict,
 def vidt_plus_model_from_official_args(
         args: Mapping[str, Any],
         backbone_override: Optional[Sequence[Mapping]] = None,
-        class_logit_indices: Optional[Sequence[int]] = COCO_CATEGORY_IDS) -> Dict[str, Any]:
+        class_logit_indices: ClassLogitIndices = 'coco') -> Dict[str, Any]:
     """mmvidt model config equivalent to the official ``build_model(args)`` of either branch.
 
     Plain ViDT options give :func:`vidt_model_from_official_args`'s config; the ViDT+ options

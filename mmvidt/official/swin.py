@@ -1,4 +1,4 @@
-"""Official ViDT (naver-ai/vidt) -> mmvidt: backbone keys and constructor arguments.
+"""Official ViDT Swin bodies (naver-ai/vidt) -> :class:`SwinRAM`: backbone keys and arguments.
 
 Pure functions over state dicts and the official argparse options; the detector converter and the
 parity handlers build on them.
@@ -8,14 +8,10 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 
+from mmvidt.models.backbones.swin_ram_checkpoint import swin_key_to_mmvidt
+from .args import backbone_override_kwargs, det_token_kwargs, official_method
 
-#: Official / Microsoft Swin name -> SwinRAM name (mmcv PatchEmbed and FFN naming, mmdet 'stages').
-_SWIN_RENAMES = (
-    (re.compile(r'^layers\.'), 'stages.'),
-    (re.compile(r'^patch_embed\.proj\.'), 'patch_embed.projection.'),
-    (re.compile(r'\.mlp\.fc1\.'), '.ffn.layers.0.0.'),
-    (re.compile(r'\.mlp\.fc2\.'), '.ffn.layers.1.'),
-)
+
 #: Official backbone parameters that no forward uses (§10): the per-output norms and every
 #: merge's ``expansion`` / ``norm2``. SwinRAM does not have them.
 _SWIN_UNUSED = re.compile(r'^norm\d+\.|\.downsample\.(expansion|norm2)\.')
@@ -68,13 +64,6 @@ _SWIN_OFFICIAL_DEFAULTS = dict(
     embed_dim=96, depths=[2, 2, 6, 2], num_heads=[3, 6, 12, 24], drop_path_rate=0.2)
 
 
-def swin_key_to_mmvidt(key: str) -> str:
-    """Rename one official ViDT / Microsoft Swin backbone key (without ``backbone.``)."""
-    for pattern, replacement in _SWIN_RENAMES:
-        key = pattern.sub(replacement, key)
-    return key
-
-
 def convert_swin_ram_backbone(official_sd: Mapping[str, torch.Tensor],
                               prefix: str = 'backbone.') -> Dict[str, torch.Tensor]:
     """Backbone part of an official ViDT state dict -> :class:`SwinRAM` state dict.
@@ -119,47 +108,6 @@ def _swin_kwargs_from_official(official_kwargs: Mapping[str, Any]) -> Dict[str, 
     kwargs = {_SWIN_KWARGS[k]: v for k, v in merged.items()
               if k in _SWIN_KWARGS and k not in ('embed_dim', 'depths', 'num_heads')}
     return dict(arch=arch, **kwargs)
-
-
-def official_method(args: Mapping[str, Any]) -> str:
-    """The official ``--method``: ``'vidt'`` (default, with neck) or ``'vidt_wo_neck'``."""
-    method = args.get('method', 'vidt')
-    if method not in ('vidt', 'vidt_wo_neck'):
-        raise ValueError(f'unknown official ViDT method {method!r}')
-    return method
-
-
-def backbone_override_kwargs(backbone_override: Optional[Sequence[Mapping]], factory: str,
-                             official_class: str) -> Optional[Dict[str, Any]]:
-    """Official constructor kwargs of the fixture override replacing ``factory``, if any.
-
-    Args:
-        backbone_override: fixtures' ``meta['backbone_override']`` entries
-            ``{'class', 'factory', 'kwargs'}``; the first whose ``factory`` matches is used.
-        factory: the official factory the options select.
-        official_class: the class the override must build (e.g. ``'SwinTransformer'``).
-
-    Returns:
-        a copy of the entry's ``kwargs``, or None without a matching entry.
-    """
-    override = [entry for entry in backbone_override or [] if entry.get('factory') == factory]
-    if not override:
-        return None
-    if override[0].get('class', official_class) != official_class:
-        raise ValueError(f"backbone override for {factory} builds {override[0]['class']}, "
-                         f'not {official_class}')
-    return dict(override[0].get('kwargs', {}))
-
-
-def det_token_kwargs(args: Mapping[str, Any], method: str) -> Dict[str, Any]:
-    """Body kwargs of the [DET] tokens and the stride-64 level, shared by all ViDT bodies."""
-    # vidt sizes the [DET] positional embedding by the neck width; vidt_wo_neck by --pos_dim.
-    pos_dim = args['pos_dim'] if method == 'vidt_wo_neck' else args['reduced_dim']
-    return dict(
-        det_token_num=int(args['det_token_num']),
-        pos_dim=int(pos_dim),
-        cross_indices=tuple(int(i) for i in args['cross_indices']),
-        with_last_merge=method == 'vidt')
 
 
 def swin_ram_kwargs_from_official_args(args: Mapping[str, Any],

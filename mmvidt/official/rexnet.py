@@ -20,8 +20,7 @@ from typing import Dict, List
 import torch
 
 from mmvidt.models.backbones.rexnet import stage_block_counts
-from .checks import StateDictMismatchError
-from .state_dict_utils import KeyRule, StateDict, rename_keys
+from mmvidt.utils.state_dict import KeyRule, StateDict, StateDictMismatchError, rename_keys
 
 _BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
 

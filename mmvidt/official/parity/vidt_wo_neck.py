@@ -4,10 +4,10 @@ from typing import Dict
 import torch
 from torch import Tensor
 
-from mmvidt.converters.vidt_wo_neck import (convert_vidt_wo_neck_detector,
+from mmvidt.official.vidt_wo_neck import (convert_vidt_wo_neck_detector,
                                             vidt_wo_neck_model_from_official_args)
 from mmvidt.models.detectors.vidt_wo_neck import ViDTWoNeck
-from .vidt import swin_ram_parity_outputs
+from .vidt_backbone import ram_backbone_rows, recorded_stages
 from .vidt_detector import (build_model_from_fixture, detection_loss_weights, gt_instances,
                             image_metas, loss_rows, matching_outputs, official_loss_terms)
 
@@ -28,9 +28,10 @@ def vidt_wo_neck_outputs(fixture: dict) -> Dict[str, Tensor]:
     head = model.bbox_head
     inputs = fixture['inputs']
     with torch.no_grad():
-        body = model.backbone(inputs['images'], inputs['masks'])
+        with recorded_stages(model.backbone) as stages:
+            body = model.backbone.forward_ram(inputs['images'], inputs['masks'])
         cls_scores, bbox_preds = head(body.det_tokens)
-        produced = swin_ram_parity_outputs(model.backbone, body)
+        produced = ram_backbone_rows(model.backbone, body, stages)
         produced.update({
             'outputs.pred_logits': cls_scores[-1],
             'outputs.pred_boxes': bbox_preds[-1],
@@ -39,7 +40,7 @@ def vidt_wo_neck_outputs(fixture: dict) -> Dict[str, Tensor]:
         metas = image_metas(fixture)
         gts = gt_instances(fixture, metas)
         losses = head.loss_by_feat(cls_scores, bbox_preds, gts, metas)
-        matching = matching_outputs(model, cls_scores, bbox_preds, gts, metas)
+        matching = matching_outputs(head, cls_scores.shape[0], len(gts))
     unweighted, weighted = official_loss_terms(losses, detection_loss_weights(head))
     produced.update(matching)
     produced.update(loss_rows(head, cls_scores, gts, matching, unweighted, weighted))

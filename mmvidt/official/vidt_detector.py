@@ -10,10 +10,11 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
 
+from mmvidt.models.dense_heads.class_logit_mapping import ClassLogitIndices
+from mmvidt.utils.state_dict import KeyRule, StateDict, rename_keys
 from .coat import (COAT_BACKBONE_ARCHS, coat_lite_ram_kwargs_from_official_args,
                    convert_coat_lite_ram_backbone)
-from .state_dict_utils import KeyRule, StateDict, rename_keys
-from .vidt import convert_swin_ram_backbone, swin_ram_kwargs_from_official_args
+from .swin import convert_swin_ram_backbone, swin_ram_kwargs_from_official_args
 
 #: Official neck / head keys -> ``ViDT`` keys (``re.fullmatch`` rules).
 VIDT_NECK_HEAD_RULES: Sequence[KeyRule] = (
@@ -61,17 +62,11 @@ def official_backbone_cfg(args: Mapping[str, Any],
                 **swin_ram_kwargs_from_official_args(args, backbone_override, teacher=teacher))
 
 
-#: COCO category ids (1..90 with gaps) of mmdet's 80 COCO classes, in mmdet's label order.
-COCO_CATEGORY_IDS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
-                     23, 24, 25, 27, 28, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44,
-                     46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64,
-                     65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88,
-                     89, 90)
 
 
 def vidt_model_from_official_args(args: Mapping[str, Any],
                                   backbone_override: Optional[Sequence[Mapping]] = None,
-                                  class_logit_indices: Optional[Sequence[int]] = COCO_CATEGORY_IDS
+                                  class_logit_indices: ClassLogitIndices = 'coco'
                                   ) -> Dict[str, Any]:
     """mmvidt ``ViDT`` model config equivalent to the official ``build_model(args)``.
 

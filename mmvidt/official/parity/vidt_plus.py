@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmvidt.converters.vidt_plus import convert_vidt_checkpoint, vidt_plus_model_from_official_args
+from mmvidt.official.vidt_plus import convert_vidt_checkpoint, vidt_plus_model_from_official_args
 from mmvidt.models.detectors.vidt import ViDT
 from .vidt_detector import (OFFICIAL_LOSS_NAMES, build_model_from_fixture,
                             detection_loss_weights, detector_forward_outputs, gt_instances,
@@ -63,8 +63,8 @@ def loss_outputs(model: ViDT, fixture: dict, head_outputs: tuple,
     for gt, target in zip(gts, fixture['targets']):
         gt.masks = target['masks']
     cls_scores, bbox_preds = head_outputs[:2]
-    losses = head.loss_by_feat(*head_outputs, token_logits, None, gts, metas)
-    produced = matching_outputs(model, cls_scores, bbox_preds, gts, metas)
+    losses = head.loss_by_feat(*head_outputs, gts, metas, token_logits=token_logits)
+    produced = matching_outputs(head, cls_scores.shape[0], len(gts))
     unweighted, weighted = official_loss_terms(losses, loss_weights(head), OFFICIAL_LOSSES)
     produced.update(loss_rows(head, cls_scores, gts, produced, unweighted, weighted))
     # the official total sums the terms its criterion computed (e.g. no vector loss when
