@@ -1,7 +1,7 @@
-"""Parameter counts of the official ViDT models, derived from their key shapes (VIDT.md §10).
+"""Parameter counts of the official ViDT models, derived from their key shapes.
 
 The official models keep parameters no forward uses; mmvidt drops them, so tests compare
-``mmvidt count + dropped count`` with the published numbers (VIDT.md §9.3).
+``mmvidt count + dropped count`` with the published numbers (docs/official_behaviour.md#parameter-counts).
 """
 
 #: ``transformer.level_embed`` (4 levels x 256): defined, never used by the official neck.
@@ -9,7 +9,7 @@ LEVEL_EMBED_PARAMS = 4 * 256
 
 
 def official_backbone_param_count(C, depths, heads, N=100, pos_dim=256, ws=7, last_merge=True):
-    """Unique parameters of the official backbone, counted from its key shapes (VIDT.md §10.1).
+    """Unique parameters of the official backbone, counted from its key shapes.
 
     Includes the parameters no forward uses: every merge's ``expansion`` / ``norm2`` and the
     ``norm1..3`` output norms.

@@ -1,4 +1,4 @@
-# ViDT with a CoaT-Lite-mini body with RAM (VIDT.md §1.9; official code, no published results).
+# ViDT with a CoaT-Lite-mini body with RAM (official code, no published results).
 _base_ = './vidt_coat-lite-tiny_8xb2-50e_coco.py'
 model = dict(
     backbone=dict(

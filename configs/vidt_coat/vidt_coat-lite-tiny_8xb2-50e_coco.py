@@ -1,4 +1,4 @@
-# ViDT with a CoaT-Lite-tiny body with RAM (VIDT.md §1.9; official code, no published results):
+# ViDT with a CoaT-Lite-tiny body with RAM (official code, no published results):
 # the Swin-nano ViDT recipe with the body swapped; ImageNet weights from the timm CoaT release.
 _base_ = '../vidt/vidt_swin-nano_8xb2-50e_coco.py'
 model = dict(

@@ -1,5 +1,5 @@
 # ViDT Swin-small trained with token-matching distillation from ViDT Swin-base (50 epochs),
-# the official README "+ distil" row (VIDT.md §6, §9.1): loss_distil weight 4.0. The teacher
+# the official README "+ distil" row (ViDT paper Sec. 3.3): loss_distil weight 4.0. The teacher
 # (frozen, eval mode, not saved in checkpoints) is built from its config and loaded from an
 # mmvidt checkpoint; convert the official release once:
 #   python tools/model_converters/vidt2mmvidt.py vidt_base_50.pth \

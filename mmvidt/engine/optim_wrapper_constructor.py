@@ -8,7 +8,8 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class ViDTOptimWrapperConstructor(DefaultOptimWrapperConstructor):
-    """Weight-decay groups of the official ViDT training (spec §8.1).
+    """Weight-decay groups of the official ViDT training
+    (docs/official_behaviour.md#optimiser-groups).
 
     Every trainable parameter gets the optimizer's lr; weight decay is the optimizer's, except for
     backbone parameters that are 1-D, named ``*.bias``, or whose last name component is listed in

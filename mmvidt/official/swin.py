@@ -12,7 +12,8 @@ from mmvidt.models.backbones.swin_ram_checkpoint import swin_key_to_mmvidt
 from .args import backbone_override_kwargs, det_token_kwargs, official_method
 
 
-#: Official backbone parameters that no forward uses (§10): the per-output norms and every
+#: Official backbone parameters that no forward uses
+#: (docs/official_behaviour.md#unused-parameters): the per-output norms and every
 #: merge's ``expansion`` / ``norm2``. SwinRAM does not have them.
 _SWIN_UNUSED = re.compile(r'^norm\d+\.|\.downsample\.(expansion|norm2)\.')
 

@@ -28,7 +28,7 @@ VIDT_NECK_HEAD_RULES: Sequence[KeyRule] = (
     (r'bbox_embed\.(\d+)\.layers\.2\.(weight|bias)', r'bbox_head.reg_branches.\1.4.\2'),
 )
 #: Official keys no forward uses: the never-used level embedding and the decoder's alias of
-#: ``bbox_embed`` (the same tensors under a second name, VIDT.md §10.2).
+#: ``bbox_embed`` (the same tensors under a second name; docs/official_behaviour.md#unused-parameters).
 VIDT_UNUSED = re.compile(r'transformer\.level_embed|transformer\.decoder\.bbox_embed\.')
 
 
@@ -38,7 +38,7 @@ def convert_vidt_detector(official_sd: StateDict,
     """Official ViDT ``model`` state dict -> state dict of the equivalent mmvidt ``ViDT``.
 
     Raises:
-        CheckpointMismatchError: for keys the converter does not know (another model).
+        StateDictMismatchError: for keys the converter does not know (another model).
     """
     neck_head = OrderedDict((k, v) for k, v in official_sd.items()
                             if not k.startswith('backbone.') and not VIDT_UNUSED.match(k))

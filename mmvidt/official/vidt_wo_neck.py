@@ -26,7 +26,7 @@ def convert_vidt_wo_neck_detector(official_sd: StateDict,
     """Official ``vidt_wo_neck`` ``model`` state dict -> ``ViDTWoNeck`` state dict.
 
     Raises:
-        CheckpointMismatchError: for keys the converter does not know (e.g. a ViDT with neck).
+        StateDictMismatchError: for keys the converter does not know (e.g. a ViDT with neck).
     """
     backbone = OrderedDict((k, v) for k, v in official_sd.items() if k.startswith('backbone.'))
     converted = convert_vidt_detector(backbone, source)

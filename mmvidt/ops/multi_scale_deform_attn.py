@@ -1,6 +1,6 @@
 """Multi-scale deformable attention (MSDA): one functional API over several backends.
 
-Semantics (Deformable DETR; ``shared/design/VIDT.md`` §11)::
+Semantics (Deformable DETR, Zhu et al., ICLR 2021, Eq. 3)::
 
     out[b, q, m, :] = sum_l sum_p A[b, q, m, l, p] * bilinear(V_l[b, :, :, m, :],
                                                               x = loc_x * W_l - 0.5,

@@ -1,4 +1,5 @@
-"""The official ViDT optimizer groups and the off-by-one cosine schedule (spec §8.1)."""
+"""The official ViDT optimizer groups and the off-by-one cosine schedule
+(docs/official_behaviour.md#optimiser-groups, #cosine-off-by-one)."""
 import math
 from pathlib import Path
 

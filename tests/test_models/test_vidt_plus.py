@@ -16,7 +16,7 @@ from official_counts import LEVEL_EMBED_PARAMS, official_unused_param_count
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs' / 'vidt_plus'
 SHAPES_CONFIG = CONFIGS / 'vidt-plus_swin-pico_1xb4-40e_shapes.py'
-#: VIDT.md §9.3: (box-evaluation config, full training config) of the official ViDT+ presets.
+#: unique parameters of the official ViDT+ presets: (box-evaluation config, full training config) of the official ViDT+ presets.
 OFFICIAL_COUNTS = {
     'nano': (16_612_773, 17_822_727, 48),
     'tiny': (38_856_597, 40_066_551, 96),

@@ -18,7 +18,7 @@ def test_zigzag_order():
     cells = [(int(i) // 128, int(i) % 128) for i in idx]
     assert cells[:12] == [(0, 0), (0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3), (1, 2),
                           (2, 1), (3, 0), (4, 0), (3, 1)]
-    # VIDT.md §4.2: anti-diagonals 0..21 complete, then (22, 0), (21, 1), (20, 2)
+    # official zigzag order: anti-diagonals 0..21 complete, then (22, 0), (21, 1), (20, 2)
     assert cells[-3:] == [(22, 0), (21, 1), (20, 2)]
     assert len(set(cells)) == 256
     with pytest.raises(ValueError, match='cannot keep'):

@@ -16,7 +16,7 @@ from mmvidt.models.detectors.vidt_wo_neck import ViDTWoNeck
 from official_counts import official_unused_param_count
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-#: VIDT.md §9.3, ViDT w/o neck (100 tokens).
+#: unique parameters of the official ViDT w/o neck (100 tokens).
 OFFICIAL_COUNTS = dict(nano=7_997_418, tiny=29_564_250, small=52_066_410)
 
 

@@ -1,4 +1,4 @@
-"""Decoding-layer drop: write a ViDT checkpoint with fewer decoder layers (VIDT.md §3).
+"""Decoding-layer drop: write a ViDT checkpoint with fewer decoder layers (ViDT paper Sec. 3.3).
 
     python tools/model_converters/vidt_drop_decoder_layers.py vidt_nano_50.pth \
         vidt_nano_50_4dec.pth --num-layers 4

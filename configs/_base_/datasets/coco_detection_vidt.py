@@ -1,4 +1,4 @@
-# COCO 2017 detection with the official ViDT data pipeline (design spec §8.2).
+# COCO 2017 detection with the official ViDT data pipeline (docs/official_behaviour.md#resize-rule).
 # Differences from mmdet's coco_detection.py, all to follow the official training:
 # - ViDTResize: short side s, long side truncated, both sides floored to multiples of 16, PIL
 #   bilinear interpolation (backend='pillow'; 'cv2' is faster but does not match).

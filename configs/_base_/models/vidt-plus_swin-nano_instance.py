@@ -1,4 +1,4 @@
-# ViDT+ with Swin-nano, full training model (VIDT.md §4, §5.2): the detection layout plus the
+# ViDT+ with Swin-nano, full training model (ViDT+ paper): the detection layout plus the
 # IoU-aware branch and loss, token labelling of the decoder memory and UQR mask vectors (256
 # zigzag DCT coefficients of 128x128 box masks) decoded into instance masks at inference. Needs
 # instance masks in the training data (token labels and mask vectors are built from them).

@@ -1,6 +1,7 @@
-# ViDT without neck with Swin-nano (VIDT.md §1.10; README "RAM only" row): the backbone's final
-# 100 [DET] tokens -> 1x1 conv + GN -> class (91 COCO-id logits + no-object, softmax) and box
-# MLPs. DETR losses: CE (no-object weight 0.1) x1, L1 x5, GIoU x2; no auxiliary levels.
+# ViDT without neck with Swin-nano (ViDT paper Sec. 4; official README "RAM only" row): the
+# backbone's final 100 [DET] tokens -> 1x1 conv + GN -> class (91 COCO-id logits + no-object,
+# softmax) and box MLPs. DETR losses: CE (no-object weight 0.1) x1, L1 x5, GIoU x2; no auxiliary
+# levels.
 # Needs custom_imports=dict(imports=['mmvidt']) (set by ../datasets/coco_detection_vidt.py).
 find_unused_parameters = True
 

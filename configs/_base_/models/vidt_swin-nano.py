@@ -1,7 +1,8 @@
-# ViDT with Swin-nano (VIDT.md §1-§3, §5): 100 [DET] tokens, 6 decoder layers, iterative box
+# ViDT with Swin-nano (ViDT paper Sec. 3): 100 [DET] tokens, 6 decoder layers, iterative box
 # refinement, auxiliary losses at every level; the 91 official logits (COCO category ids).
 # Needs custom_imports=dict(imports=['mmvidt']) (set by ../datasets/coco_detection_vidt.py).
-# official checkpoints keep parameters no forward uses (VIDT.md §12.10): DDP must tolerate them
+# modules a config does not use stay (docs/official_behaviour.md#unused-parameters): DDP must
+# tolerate them
 find_unused_parameters = True
 
 model = dict(

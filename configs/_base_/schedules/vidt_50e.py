@@ -1,4 +1,5 @@
-# Official ViDT optimisation (design spec §8.1), for 16 images per iteration (8 GPUs x 2).
+# Official ViDT optimisation (docs/official_behaviour.md#optimiser-groups), for 16 images per
+# iteration (8 GPUs x 2).
 # AdamW at lr 1e-4 for every group; the constructor reproduces the official weight-decay groups.
 # Changing max_epochs in a derived config does not update param_scheduler: redefine both.
 max_epochs = 50

@@ -18,7 +18,8 @@ ClassLogitIndices = Union[None, str, Sequence[int]]
 
 
 class ClassLogitMappingMixin:
-    """Maps dataset labels to logit columns and back (``class_logit_indices``, VIDT.md §7).
+    """Maps dataset labels to logit columns and back (``class_logit_indices``,
+    docs/official_behaviour.md#coco-logit-columns).
 
     Official checkpoints index their logits by raw COCO category id; a head mixing this in
     can train and decode an mmdet dataset with contiguous labels against those columns.

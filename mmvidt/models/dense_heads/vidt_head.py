@@ -15,7 +15,7 @@ from .class_logit_mapping import ClassLogitIndices, ClassLogitMappingMixin
 
 @MODELS.register_module()
 class ViDTHead(ClassLogitMappingMixin, DeformableDETRHead):
-    """Head of ViDT (VIDT.md §3, §5, §7), built on mmdet's Deformable-DETR head.
+    """Head of ViDT (paper Sec. 3.2-3.3), built on mmdet's Deformable-DETR head.
 
     What mmdet's head already does identically is reused: per-level class / box branches
     (box deltas added to the inverse-sigmoid reference), Hungarian matching through the

@@ -1,4 +1,4 @@
-"""ViDT+ token-labelling branch: per-token class logits on the decoder memory (VIDT.md §4.4)."""
+"""ViDT+ token-labelling branch: per-token class logits on the decoder memory (ViDT+ paper)."""
 import math
 from typing import List, Sequence
 

@@ -28,7 +28,7 @@ class ViDTDecoder(BaseModule):
 
     With box refinement (``reg_branches`` given), the box head of level 0 already turns the
     input-independent 2-d reference points into boxes *before* the first layer, so every layer
-    samples around a 4-d box; after layer k the box head k refines it (VIDT.md §2.5).
+    samples around a 4-d box; after layer k the box head k refines it (docs/official_behaviour.md#reference-points).
 
     Args:
         num_layers: number of decoder layers.

@@ -12,7 +12,7 @@ class ViDTDecoderLayer(BaseModule):
 
     The order (self-attention first) and the norm names follow the official layer so that
     checkpoints map one to one: ``norm2`` follows self-attention, ``norm1`` cross-attention and
-    ``norm3`` the FFN (VIDT.md §2.4).
+    ``norm3`` the FFN (docs/official_behaviour.md#decoder-layer-order).
 
     Args:
         embed_dims: width d of the queries and the memory.

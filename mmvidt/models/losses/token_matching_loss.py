@@ -1,4 +1,4 @@
-"""ViDT's token-matching distillation loss (VIDT.md §6)."""
+"""ViDT's token-matching distillation loss (ViDT paper Sec. 3.3)."""
 from typing import NamedTuple, Sequence
 
 import torch

@@ -1,4 +1,4 @@
-"""EPFF: ViDT+'s efficient pyramid feature fusion of the backbone patch maps (VIDT.md §4.1)."""
+"""EPFF: ViDT+'s efficient pyramid feature fusion of the backbone patch maps (ViDT+ paper)."""
 from typing import List, Optional, Sequence
 
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ class EPFF(BaseModule):
     2. from the coarsest level down, each level is fused with the upsampled result of the
        coarser one (:class:`FusionBlock`).
 
-    The outputs are returned **coarse -> fine** (official order, VIDT.md §12.2): this order is
+    The outputs are returned **coarse -> fine** (official order, docs/official_behaviour.md#epff-order): this order is
     the decoder's level order (sampling-offset layout, masks, valid ratios).
 
     Args:

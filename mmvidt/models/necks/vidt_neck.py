@@ -45,7 +45,7 @@ def valid_ratios_of(mask: Tensor) -> Tensor:
 
 @MODELS.register_module()
 class ViDTNeck(BaseModule):
-    """The neck of ViDT (VIDT.md §2): no encoder, [DET] tokens query the patch maps directly.
+    """The neck of ViDT (paper Sec. 3.2): no encoder, [DET] tokens query the patch maps directly.
 
     * every patch map ``F_l`` -> 1x1 conv + GroupNorm to ``embed_dims`` (``input_proj``);
     * [DET] tokens ``T`` (B, C_T, N) -> 1x1 conv + GN (``tgt_proj``) = decoder queries, whose

@@ -1,6 +1,6 @@
 // Multi-scale deformable attention: pieces shared by the CPU and the CUDA kernels.
 //
-// Semantics (shared/design/VIDT.md §11): a sample at normalised (loc_x, loc_y) of a level of
+// Semantics (Deformable DETR, Zhu et al. 2021, Eq. 3): a sample at normalised (loc_x, loc_y) of a level of
 // size H x W reads the pixel-centre coordinates x = loc_x * W - 0.5, y = loc_y * H - 0.5; it is
 // skipped unless -1 < x < W and -1 < y < H, and each of its four bilinear neighbours outside the
 // map contributes zero (grid_sample with padding_mode='zeros', align_corners=False).

@@ -15,7 +15,7 @@ from mmvidt.official.parity.vidt_backbone import recorded_stages
 from official_counts import LEVEL_EMBED_PARAMS
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-#: VIDT.md §9.3: official ViDT (100 tokens, refinement) with CoaT-Lite bodies.
+#: unique parameters of the official ViDT (100 tokens, refinement) with CoaT-Lite bodies.
 OFFICIAL_VIDT_COUNTS = dict(tiny=13_894_427, mini=19_525_147, small=28_894_875)
 SMALL_ARCH = dict(embed_dims=(16, 32, 48, 64), depths=(1, 2, 1, 1), num_heads=8,
                   mlp_ratios=(2, 2, 2, 2))

@@ -133,7 +133,7 @@ def test_mask_shape_is_checked():
 
 
 def test_official_count_formula_matches_published_counts():
-    # VIDT.md §9.3 "ViDT w/o neck" = official backbone without last merge + head.
+    # published official count of "ViDT w/o neck" = official backbone without last merge + head.
     for arch, published in (('nano', 7_997_418), ('tiny', 29_564_250), ('small', 52_066_410)):
         cfg = SwinRAM.arch_zoo[arch]
         C = cfg['embed_dims']
