@@ -7,7 +7,7 @@ import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks
-from mmengine.config import Config
+from mmengine.config import Config, ConfigDict
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData
 
@@ -144,3 +144,17 @@ def test_detection_layout_predicts_boxes_only():
     assert 'masks' not in pred and len(pred.bboxes) > 0
     model.train()
     assert 'loss_vector' not in model.loss(images, samples)
+
+
+def test_vidt_plus_student_under_the_distiller_gets_its_token_losses():
+    """The distiller hands the student's token-label logits to its head by name."""
+    cfg = Config.fromfile(SHAPES_CONFIG).model
+    teacher = dict(cfg, backbone=dict(cfg.backbone, arch=dict(
+        embed_dims=48, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))))
+    teacher.pop('data_preprocessor')
+    model = build(ConfigDict(cfg, type='ViDTDistiller', teacher_config=teacher)).train()
+    losses = model.loss(*synthetic_batch())
+    assert {'loss_token_focal', 'loss_token_dice', 'loss_vector', 'loss_distil'} <= set(losses)
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    total.backward()
+    assert model.neck.token_branch.cls.weight.grad.abs().sum() > 0
