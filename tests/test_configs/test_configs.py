@@ -18,6 +18,7 @@ import torch
 from mmdet.registry import MODELS as DET_MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS as CLS_MODELS
 from mmpretrain.structures import DataSample
@@ -231,14 +232,8 @@ def test_small_classifier_trains_and_predicts(name):
     assert len(predictions) == 2 and predictions[0].pred_score.shape == (1000, )
 
 
-def _backbone_strides(backbone) -> list:
-    if hasattr(backbone, 'strides'):  # PiT: patch stride x 1, 2, 4
-        return [backbone.strides[i] for i in backbone.out_indices]
-    rexnet_strides = [2, 4, 8, 16, 16, 32, 32]
-    return [rexnet_strides[i] for i in backbone.out_indices]
-
-
-MMDET_DETECTORS = [p for p in LEAF_CONFIGS if p.parent.name in ('pit_det', 'rexnet_det')]
+MMDET_DETECTORS = [p for p in LEAF_CONFIGS
+                   if p.parent.name in ('pit_det', 'rexnet_det', 'swin_ram_det')]
 
 
 @pytest.mark.parametrize('path', MMDET_DETECTORS, ids=config_id)
@@ -248,46 +243,59 @@ def test_detector_gets_the_backbone_channels_and_strides(path):
     with torch.device('meta'):
         feats = model.backbone(torch.empty(1, 3, 256, 320))
         neck_outs = model.neck(feats)
-    assert [f.shape[1] for f in feats] == list(cfg.model.neck.in_channels)
+    assert [f.shape[1] for f in feats] == list(model.backbone.out_channels)
     assert len(neck_outs) == cfg.model.neck.num_outs
-    strides = _backbone_strides(model.backbone)
+    strides = list(model.backbone.strides)
     prior = cfg.model.get('bbox_head', {}).get('anchor_generator')
     if prior is None and 'rpn_head' in cfg.model:
         prior = cfg.model.rpn_head.anchor_generator
-    if prior is not None:
-        # Anchor strides must be those of the maps (PiT-B: 7/14/28), extra levels x2 each.
+    prior_strides = prior.strides if prior is not None else cfg.model.get('bbox_head', {}).get(
+        'strides')  # FCOS points
+    if prior_strides is not None:
+        # Prior strides must be those of the maps (PiT-B: 7/14/28), extra levels x2 each.
         offset = cfg.model.neck.get('start_level', 0)
-        assert list(prior.strides)[:len(strides) - offset] == strides[offset:]
+        assert list(prior_strides)[:len(strides) - offset] == strides[offset:]
+    roi_head = cfg.model.get('roi_head')
+    if roi_head is not None:
+        assert list(roi_head.bbox_roi_extractor.featmap_strides)[:len(strides)] == strides
 
 
-SHAPES_DETECTORS = [p for p in MMDET_DETECTORS if p.name.endswith('_shapes.py')]
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: these small steps are much slower when threads contend."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize('path', SHAPES_DETECTORS, ids=config_id)
-def test_shapes_detector_trains_and_predicts(path):
+@pytest.mark.parametrize('path', MMDET_DETECTORS, ids=config_id)
+def test_mmdet_detector_trains_one_iteration_and_predicts(path, one_thread):
+    """One iteration as the Runner runs it (preprocess, loss, backward, the config's optimizer
+    step), then prediction, on two tiny random images (no weights are downloaded)."""
     cfg = load(path)
+    cfg.model.backbone.pop('init_cfg', None)
+    if 'num_queries' in cfg.model:  # DETRs: fewer queries than the tiny images have tokens
+        cfg.model.num_queries = 20
     init_default_scope('mmdet')
     model = DET_MODELS.build(cfg.model)
     model.init_weights()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     packed = demo_mm_inputs(batch_size=2,
-                            image_shapes=[(3, 96, 128), (3, 128, 96)],
+                            image_shapes=[(3, 64, 96), (3, 80, 64)],
                             num_items=[2, 3],
                             num_classes=4)
+    trainable = {n: p.detach().clone() for n, p in model.backbone.named_parameters()
+                 if p.requires_grad and not n.startswith('det_')}
     model.train()
-    data = model.data_preprocessor(packed, training=True)
-    losses = model(**data, mode='loss')
-    loss, _ = model.parse_losses(losses)
-    assert torch.isfinite(loss)
-    loss.backward()
-    backbone = model.backbone
-    first_conv = backbone.patch_embed.projection if hasattr(backbone, 'patch_embed') \
-        else backbone.stem.conv
-    assert first_conv.weight.grad is not None
+    losses = model.train_step(packed, optim_wrapper)
+    assert all(torch.isfinite(v) for v in losses.values())
+    changed = [n for n, p in model.backbone.named_parameters() if n in trainable
+               and not torch.equal(p.detach(), trainable[n])]
+    assert len(changed) > len(trainable) // 2, 'the optimizer step did not reach the backbone'
 
     model.eval()
     with torch.no_grad():
-        results = model(**model.data_preprocessor(packed, training=False), mode='predict')
+        results = model.val_step(packed)
     assert len(results) == 2
     assert results[0].pred_instances.bboxes.shape[-1] == 4
-    labels = results[0].pred_instances.labels
-    assert ((labels >= 0) & (labels < 4)).all()

@@ -60,8 +60,8 @@ def test_featmap_grids(arch, size, grids):
         model = PiT(arch=arch, out_type='featmap', out_indices=(0, 1, 2), final_norm=False)
         outs = model(torch.empty(1, 3, *size))
     assert [tuple(o.shape[-2:]) for o in outs] == grids
-    assert [o.shape[1] for o in outs] == model.embed_dims
-    assert model.strides == ([7, 14, 28] if arch == 'b' else [8, 16, 32])
+    assert [o.shape[1] for o in outs] == model.embed_dims == list(model.out_channels)
+    assert model.strides == ((7, 14, 28) if arch == 'b' else (8, 16, 32))
 
 
 def test_cls_token_outputs_and_distilled_head_average():
