@@ -4,7 +4,9 @@ Names follow ``{algo}_{backbone}_{N}xb{B}-{schedule}_{dataset}.py`` and are chec
 config itself (batch per GPU, epochs, dataset, the effective batch of ``auto_scale_lr``); every
 config builds (on the meta device: shapes only) with the parameter count of the official model
 where one was published or counted; 150-epoch configs differ from their 50-epoch sibling in the
-schedule only; every ``_base_`` resolves; no line is longer than 100 columns.
+schedule only; every ``_base_`` resolves; no line is longer than 100 columns; the model index
+(``model-index.yml`` and the metafiles mim reads) lists every config with its true parameter
+count, epochs and batch.
 """
 import ast
 import copy
@@ -15,6 +17,7 @@ from typing import Optional
 
 import pytest
 import torch
+import yaml
 from mmdet.registry import MODELS as DET_MODELS
 from mmdet.testing import demo_mm_inputs
 from mmengine.config import Config
@@ -37,6 +40,11 @@ NAME_PATTERN = re.compile(r'(?P<algo>[a-z0-9]+(?:-[a-z0-9.]+)*)_'
                           r'(?P<backbone>[a-z0-9.]+(?:-[a-z0-9.]+)*)_'
                           r'(?P<gpus>\d+)xb(?P<batch>\d+)(?P<tags>(?:-[a-z]+)*)-(?P<epochs>\d+)e_'
                           r'(?P<dataset>coco|coco-instance|in1k|shapes)\.py')
+REPO = CONFIGS.parent
+#: config path (relative to the repository) -> its entry in the metafiles of model-index.yml
+INDEXED = [model for metafile in yaml.safe_load((REPO / 'model-index.yml').read_text())['Import']
+           for model in yaml.safe_load((REPO / metafile).read_text())['Models']]
+INDEX = {model['Config']: model for model in INDEXED}
 DATA_ROOTS = {'coco': 'data/coco/', 'coco-instance': 'data/coco/', 'in1k': 'data/imagenet',
               'shapes': 'data/shapes/'}
 
@@ -81,7 +89,7 @@ def official_param_count(path: Path, cfg: Config) -> Optional[int]:
         return REXNET_COUNTS[arch][0]
     if folder == 'vidt_coat':
         return VIDT_COAT_COUNTS[arch] - LEVEL_EMBED_PARAMS
-    if backbone.type != 'SwinRAM' or not isinstance(arch, str):
+    if folder.endswith('_det') or not isinstance(arch, str):
         return None  # mmdet detectors with mmvidt backbones, the shrunk shapes demos
     embed_dims = DET_MODELS.get('SwinRAM').arch_zoo[arch]['embed_dims']
     if folder == 'vidt_wo_neck':
@@ -113,6 +121,14 @@ def test_every_family_has_its_configs():
     for arch in ('1.0', '1.3', '1.5', '2.0', '3.0', 'lite-1.0', 'lite-1.3', 'lite-1.5',
                  'lite-2.0'):
         assert f'rexnet/rexnet_{arch}_4xb128-400e_in1k.py' in names
+
+
+def test_model_index_lists_every_config_once():
+    configs = [model['Config'] for model in INDEXED]
+    assert len(configs) == len(set(configs))
+    assert set(configs) == {str(p.relative_to(REPO)) for p in LEAF_CONFIGS}
+    for model in INDEXED:
+        assert model['Name'] == Path(model['Config']).stem
 
 
 @pytest.mark.parametrize('path', ALL_FILES, ids=config_id)
@@ -148,6 +164,8 @@ def test_name_tells_the_truth(path):
     gpus, batch = int(match['gpus']), int(match['batch'])
     assert cfg.train_dataloader.batch_size == batch
     assert cfg.train_cfg.max_epochs == int(match['epochs'])
+    indexed = INDEX[str(path.relative_to(REPO))]['Metadata']
+    assert (indexed['Epochs'], indexed['Batch Size']) == (int(match['epochs']), gpus * batch)
     dataset = match['dataset']
     assert cfg.train_dataloader.dataset.data_root == DATA_ROOTS[dataset]
     if dataset == 'shapes':
@@ -164,9 +182,11 @@ def test_config_builds_to_the_official_model(path):
     cfg = load(path)
     assert cfg.custom_imports == dict(imports=['mmvidt'], allow_failed_imports=False)
     model = build_on_meta(cfg, is_classification(path))
+    count = sum(p.numel() for p in model.parameters())
+    assert INDEX[str(path.relative_to(REPO))]['Metadata']['Parameters'] == count
     expected = official_param_count(path, cfg)
     if expected is not None:
-        assert sum(p.numel() for p in model.parameters()) == expected
+        assert count == expected
 
 
 def flatten(value, prefix: str = '') -> dict:
