@@ -129,6 +129,7 @@ def test_model_index_lists_every_config_once():
     assert set(configs) == {str(p.relative_to(REPO)) for p in LEAF_CONFIGS}
     for model in INDEXED:
         assert model['Name'] == Path(model['Config']).stem
+        assert (REPO / 'configs' / Path(model['Config']).parent.name / 'README.md').is_file()
 
 
 @pytest.mark.parametrize('path', ALL_FILES, ids=config_id)
