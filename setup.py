@@ -5,7 +5,10 @@ The CPU kernels are built by default (``MMVIDT_WITH_CPU=0`` skips them), the CUD
 architectures); see mmvidt/ops/msda_build.py. mmvidt runs without them, on the PyTorch reference.
 """
 import importlib.util
+import os
 import os.path as osp
+import shutil
+import sys
 
 from setuptools import find_packages, setup
 
@@ -33,11 +36,46 @@ def extension_kwargs() -> dict:
     return msda_build.setup_extensions(root)
 
 
+#: What OpenMMLab's mim reads from ``mmvidt/.mim`` (``mim search / train / test mmvidt``).
+MIM_FILES = ('configs', 'tools', 'model-index.yml')
+
+
+def add_mim_extension() -> None:
+    """Put the configs, tools and model index into ``mmvidt/.mim``, where mim looks for them.
+
+    Editable installs (``develop`` / ``editable_wheel``) get relative symlinks, so edits show at
+    once; wheels and sdists get copies. Only entries of ``mmvidt/.mim`` (made by this function,
+    ignored by git) are replaced; other commands (egg_info, build_ext) change nothing.
+    """
+    if {'develop', 'editable_wheel'} & set(sys.argv):
+        link = os.name != 'nt'  # no symlinks without privileges on Windows
+    elif {'bdist_wheel', 'sdist', 'build', 'install'} & set(sys.argv):
+        link = False
+    else:
+        return
+    root = osp.dirname(osp.abspath(__file__))
+    mim_dir = osp.join(root, 'mmvidt', '.mim')
+    os.makedirs(mim_dir, exist_ok=True)
+    for name in MIM_FILES:
+        source, target = osp.join(root, name), osp.join(mim_dir, name)
+        if osp.islink(target) or osp.isfile(target):
+            os.remove(target)
+        elif osp.isdir(target):
+            shutil.rmtree(target)
+        if link:
+            os.symlink(osp.relpath(source, mim_dir), target)
+        elif osp.isdir(source):
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns('__pycache__'))
+        else:
+            shutil.copyfile(source, target)
+
+
 def read_requirements(path: str) -> list:
     with open(path) as f:
         return [line.strip() for line in f if line.strip() and not line.startswith(('#', '-'))]
 
 
+add_mim_extension()
 setup(
     name='mmvidt',
     version=read_version(),
@@ -49,8 +87,14 @@ setup(
     install_requires=read_requirements('requirements/runtime.txt'),
     extras_require={'tests': read_requirements('requirements/tests.txt')},
     license='Apache-2.0',
-    # the kernel sources travel with the package for the JIT path (mmvidt/ops/msda_build.py)
-    package_data={'mmvidt.ops': ['csrc/*.h', 'csrc/*/*.cpp', 'csrc/*/*.cu']},
+    package_data={
+        # the kernel sources travel with the package for the JIT path (mmvidt/ops/msda_build.py)
+        'mmvidt.ops': ['csrc/*.h', 'csrc/*/*.cpp', 'csrc/*/*.cu'],
+        'mmvidt': [
+            '.mim/model-index.yml', '.mim/configs/**/*.py', '.mim/configs/**/*.yml',
+            '.mim/configs/**/*.md', '.mim/tools/**/*.py', '.mim/tools/**/*.sh'
+        ],
+    },
     zip_safe=False,
     **extension_kwargs(),
 )

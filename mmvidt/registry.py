@@ -4,7 +4,7 @@ mmvidt has no registries of its own: every module is registered into the registr
 library that builds it (mmdet for detection, mmpretrain for classification), so configs need only
 ``custom_imports=dict(imports=['mmvidt'], allow_failed_imports=False)``.
 """
-from typing import Type, TypeVar
+from typing import TypeVar
 
 from mmdet.registry import MODELS as DET_MODELS
 from mmpretrain.registry import MODELS as PRETRAIN_MODELS

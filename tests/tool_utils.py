@@ -13,10 +13,12 @@ TINY_CONFIG = REPO_ROOT / 'tests' / 'data' / 'configs' / 'tiny_fcos_shapes.py'
 def run_tool(args: List[str], cwd: Path, timeout: float = 120, **env: str) -> str:
     """Run the command line ``args`` in ``cwd``; return its output, fail showing it on error.
 
-    ``tests/test_tools`` is put on ``PYTHONPATH`` so that configs can import test-only modules.
+    ``tests/test_tools`` is put on ``PYTHONPATH`` (after a ``PYTHONPATH`` given in ``env``) so
+    that configs can import test-only modules.
     """
-    full_env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent / 'test_tools'),
-                    OMP_NUM_THREADS='1', **env)
+    paths = [env.pop('PYTHONPATH')] if 'PYTHONPATH' in env else []
+    paths.append(str(Path(__file__).parent / 'test_tools'))
+    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths), OMP_NUM_THREADS='1', **env)
     proc = subprocess.run(args,
                           cwd=cwd,
                           env=full_env,

@@ -70,9 +70,10 @@ fi
 "$py" -c "import mmcv._ext" 2>/dev/null \
   || die "mmcv is installed without its compiled ops (mmcv._ext missing); remove $wheel_dir and rerun"
 
-log "installing OpenMMLab packages and runtime/test requirements"
+log "installing OpenMMLab packages and runtime/test/tool requirements"
 "${pip[@]}" -r "$root/requirements/mminstall.txt" -r "$root/requirements/runtime.txt" \
-  -r "$root/requirements/tests.txt"
+  -r "$root/requirements/tests.txt" -r "$root/requirements/tools.txt"
+"${pip[@]}" --no-deps -r "$root/requirements/mim.txt"
 
 log "installing mmvidt (editable)"
 "${pip[@]}" --no-build-isolation --no-deps -e "$root"

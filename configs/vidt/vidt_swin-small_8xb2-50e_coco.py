@@ -1,9 +1,4 @@
-_base_ = [
-    '../_base_/models/vidt_swin-nano.py', '../_base_/datasets/coco_detection_vidt.py',
-    '../_base_/schedules/vidt_50e.py', 'mmdet::_base_/default_runtime.py'
-]
-model = dict(
-    backbone=dict(
-        arch='small',
-        init_cfg=dict(type='Pretrained', checkpoint='https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
-                      'swin_small_patch4_window7_224.pth')))
+# ViDT Swin-small: the Swin-nano config with the Swin-small body and its ImageNet weights.
+_base_ = './vidt_swin-nano_8xb2-50e_coco.py'
+
+model = dict(backbone=dict(arch='small', init_cfg={{_base_.imagenet_pretrained.swin_small}}))

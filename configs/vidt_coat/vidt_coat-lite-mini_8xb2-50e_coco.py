@@ -1,8 +1,5 @@
-# ViDT with a CoaT-Lite-mini body with RAM (official code, no published results).
+# ViDT with a CoaT-Lite-mini body with RAM: the CoaT-Lite-tiny config with the mini body.
 _base_ = './vidt_coat-lite-tiny_8xb2-50e_coco.py'
-model = dict(
-    backbone=dict(
-        arch='mini',
-        init_cfg=dict(
-            checkpoint='https://github.com/rwightman/pytorch-image-models/releases/download/'
-            'v0.1-coat-weights/coat_lite_mini-d7842000.pth')))
+
+model = dict(backbone=dict(arch='mini',
+                           init_cfg={{_base_.imagenet_pretrained.coat_lite_mini}}))

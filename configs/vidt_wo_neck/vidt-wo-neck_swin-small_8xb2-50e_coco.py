@@ -1,10 +1,4 @@
-# ViDT w/o neck, Swin-small, COCO, 50 epochs, 8 GPUs x 2 images (official recipe).
-_base_ = [
-    '../_base_/models/vidt-wo-neck_swin-nano.py', '../_base_/datasets/coco_detection_vidt.py',
-    '../_base_/schedules/vidt_50e.py', 'mmdet::_base_/default_runtime.py'
-]
-model = dict(
-    backbone=dict(
-        arch='small',
-        init_cfg=dict(type='Pretrained', checkpoint='https://github.com/SwinTransformer/storage/'
-                      'releases/download/v1.0.0/swin_small_patch4_window7_224.pth')))
+# ViDT without neck, Swin-small: the Swin-nano config with the Swin-small body.
+_base_ = './vidt-wo-neck_swin-nano_8xb2-50e_coco.py'
+
+model = dict(backbone=dict(arch='small', init_cfg={{_base_.imagenet_pretrained.swin_small}}))

@@ -1,6 +1,5 @@
 """Official ViDT CoaT-Lite bodies (naver-ai/vidt ``coat_w_ram``) -> :class:`CoaTLiteRAM`:
 backbone keys (renamed by the model's own key map) and constructor arguments."""
-import re
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch

@@ -13,6 +13,8 @@ from mmengine.registry import PARAM_SCHEDULERS, init_default_scope
 import mmvidt  # noqa: F401
 
 SCHEDULES = Path(__file__).resolve().parents[2] / 'configs' / '_base_' / 'schedules'
+#: A 150-epoch config: its 50-epoch sibling with the schedule stretched.
+LONG_SCHEDULE = SCHEDULES.parents[1] / 'vidt' / 'vidt_swin-nano_8xb2-150e_coco.py'
 
 
 class TinyBackbone(nn.Module):
@@ -76,14 +78,15 @@ def test_param_groups_options_and_errors():
         _groups(TinyDetector(), dict(bias_decay_mult=0.))
 
 
-def _run_schedule(config: str, epochs: int) -> list:
+def _run_schedule(config: Path, epochs: int) -> list:
     """lr used in each epoch, with the config's schedulers stepped once per epoch."""
     init_default_scope('mmdet')
-    cfg = Config.fromfile(SCHEDULES / config)
+    cfg = Config.fromfile(config)
     optimizer = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=cfg.optim_wrapper.optimizer.lr)
+    configs = cfg.param_scheduler
     schedulers = [
         PARAM_SCHEDULERS.build(s, default_args=dict(optimizer=optimizer))
-        for s in cfg.param_scheduler
+        for s in ([configs] if isinstance(configs, dict) else configs)
     ]
     lrs = []
     for _ in range(epochs):
@@ -93,7 +96,8 @@ def _run_schedule(config: str, epochs: int) -> list:
     return lrs
 
 
-@pytest.mark.parametrize('config, epochs', [('vidt_50e.py', 50), ('vidt_150e.py', 150)])
+@pytest.mark.parametrize('config, epochs', [(SCHEDULES / 'vidt_50e.py', 50),
+                                             (LONG_SCHEDULE, 150)])
 def test_cosine_schedule_matches_official_off_by_one(config, epochs):
     lrs = _run_schedule(config, epochs)
     expected = [1e-4] + [
@@ -111,4 +115,4 @@ def test_schedule_config_values():
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=0.1, norm_type=2)
     assert cfg.optim_wrapper.optimizer.weight_decay == 1e-4
     assert cfg.auto_scale_lr.base_batch_size == 16
-    assert Config.fromfile(SCHEDULES / 'vidt_150e.py').train_cfg.max_epochs == 150
+    assert Config.fromfile(LONG_SCHEDULE).train_cfg.max_epochs == 150

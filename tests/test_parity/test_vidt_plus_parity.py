@@ -1,7 +1,6 @@
 """ViDT+ parity with the official vidt-plus branch and the ViDT / ViDT+ checkpoint converter."""
 import numpy as np
 import pytest
-import torch
 from mmdet.registry import MODELS
 from mmengine.registry import init_default_scope
 

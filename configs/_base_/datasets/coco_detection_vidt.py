@@ -1,4 +1,4 @@
-# COCO 2017 detection with the official ViDT data pipeline (docs/official_behaviour.md#resize-rule).
+# COCO 2017 detection with the official ViDT data pipeline.
 # Differences from mmdet's coco_detection.py, all to follow the official training:
 # - ViDTResize: short side s, long side truncated, both sides floored to multiples of 16, PIL
 #   bilinear interpolation (backend='pillow'; 'cv2' is faster but does not match).
@@ -7,7 +7,8 @@
 # - Images without annotations are kept (filter_empty_gt=False); batches are drawn at random
 #   (no aspect-ratio grouping) and the last incomplete batch is dropped.
 # Normalisation and zero padding after it belong to the model's data_preprocessor:
-#   mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=1.
+#   mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True,
+#   pad_size_divisor=1.
 dataset_type = 'CocoDataset'
 data_root = 'data/coco/'
 backend_args = None

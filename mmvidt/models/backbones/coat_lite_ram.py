@@ -1,5 +1,5 @@
 """CoaT-Lite with the Reconfigured Attention Module (RAM): ViDT's alternative body."""
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 from mmcv.cnn.bricks.transformer import PatchEmbed
@@ -24,10 +24,20 @@ class CoaTLiteRAM(RAMBackbone):
     stages by their own Linear + LayerNorm. An extra patch embedding (2x2, stride 2) of the last
     stage's map gives the stride-64 level (``pos_dim`` channels, as the official code).
 
-    The interface of :class:`RAMBackbone` (as :class:`SwinRAM`). Levels (``level_channels``):
-    ``embed_dims[1:]`` at strides 8/16/32 and ``pos_dim`` at stride 64 (tiny: 128/256/320/256);
-    the final [DET] tokens are ``embed_dims[3]`` wide. The cross-attention mask is the image
-    mask resized to 1/D of the *image* size, D = 2 ** (4 - len(cross_indices)) (official rule).
+    The interface of :class:`RAMBackbone` (as :class:`SwinRAM`). Levels (``level_channels`` /
+    ``level_strides``): ``embed_dims[1:]`` at strides 8/16/32 and ``pos_dim`` at stride 64; the
+    final [DET] tokens are ``embed_dims[3]`` wide (``pos_dim`` = 256 below):
+
+    ===== ======== ======== ======== ======== ======
+    arch  0 (s 8)  1 (s 16) 2 (s 32) 3 (s 64) [DET]
+    ===== ======== ======== ======== ======== ======
+    tiny  128      256      320      256      320
+    mini  128      320      512      256      512
+    small 128      320      512      256      512
+    ===== ======== ======== ======== ======== ======
+
+    The cross-attention mask is the image mask resized to 1/D of the *image* size,
+    D = 2 ** (4 - len(cross_indices)) (official rule).
 
     Args:
         arch: ``tiny``, ``mini``, ``small`` or a dict with ``embed_dims`` (4), ``depths`` (4),

@@ -20,6 +20,8 @@ from mmpretrain.models.backbones.vision_transformer import TransformerEncoderLay
 
 from mmvidt.registry import register_backbone_everywhere
 
+from .output_levels import OutputLevels
+
 
 def resize_pos_map(pos_embed: torch.Tensor,
                    size: Tuple[int, int],
@@ -134,7 +136,7 @@ class PiTStage(BaseModule):
 
 
 @register_backbone_everywhere
-class PiT(BaseBackbone):
+class PiT(OutputLevels, BaseBackbone):
     """PiT backbone for classification (mmpretrain) and multi-scale detection (mmdet).
 
     Architectures (``base_dims`` = head width, stage width = ``base_dims[i] * num_heads[i]``):
@@ -152,6 +154,23 @@ class PiT(BaseBackbone):
     grid differs from the one it was built for) -> for each stage: [pooling] + blocks over
     ``[tokens, map]``. The final LayerNorm only touches the tokens.
 
+    Output levels (``level_channels`` / ``level_strides``; ``out_channels`` / ``strides`` give
+    those of ``out_indices``), channels @ nominal stride:
+
+    ==== =========== ============ ============
+    arch index 0     index 1      index 2
+    ==== =========== ============ ============
+    ti   64 @ 8      128 @ 16     256 @ 32
+    xs   96 @ 8      192 @ 16     384 @ 32
+    s    144 @ 8     288 @ 16     576 @ 32
+    b    256 @ 7     512 @ 14     1024 @ 28
+    ==== =========== ============ ============
+
+    In a detector use ``out_type='featmap'``, ``out_indices=(0, 1, 2)`` and ``final_norm=False``
+    (with FPN: ``start_level=0``). The grids are ``G0 = (H - k) // s + 1`` then ceil-halving,
+    one cell short of ``H / stride`` for sizes that are multiples of the stride; PiT-B's strides
+    are 7/14/28, so anchor or point generators must be given ``[7, 14, 28, 56, 112]``.
+
     Args:
         arch (str | dict): One of ``arch_zoo`` or a dict with keys ``patch_size``, ``stride``,
             ``base_dims`` (int or one per stage), ``num_heads``, ``depths`` and optionally
@@ -159,16 +178,18 @@ class PiT(BaseBackbone):
         img_size (int | tuple): Input size the positional map is built for. Defaults to 224.
         in_channels (int): Image channels. Defaults to 3.
         distilled (bool): Two tokens (class, distillation) instead of one. Defaults to False.
-        out_indices (int | Sequence[int]): Stages (0..2, negative allowed) to output.
-            Defaults to -1.
+        out_indices (int | Sequence[int]): Stages (0..2, negative allowed) to output; outputs
+            come in increasing stage order. Defaults to -1.
         out_type (str): ``'cls_token'``: per output the class token (B, C) after that stage
             (``(cls, dist)`` pair when distilled); ``'featmap'``: the map (B, C, H, W) after that
             stage's blocks. Defaults to ``'cls_token'``.
         final_norm (bool): Build the final token LayerNorm (``norm``); it only affects
             ``'cls_token'`` outputs of the last stage. Defaults to True.
         featmap_norm (bool): Add a LayerNorm (``out_norm{i}``) over channels for each
-            ``'featmap'`` output (Swin-style, useful for detection). Defaults to False.
-        interpolate_mode (str): Mode used to resize ``pos_embed``. Defaults to ``'bicubic'``.
+            ``'featmap'`` output (Swin-style, useful for detection; needs
+            ``out_type='featmap'``). Defaults to False.
+        interpolate_mode (str): Mode used to resize ``pos_embed`` (one of
+            ``interpolate_modes``). Defaults to ``'bicubic'``.
         drop_rate (float): Dropout after the positional embedding and inside blocks.
         attn_drop_rate (float): Dropout on attention weights.
         drop_path_rate (float): Stochastic depth; block ``j`` of ``N`` gets ``rate * j / N``
@@ -208,6 +229,7 @@ class PiT(BaseBackbone):
     }
     essential_keys = {'patch_size', 'stride', 'base_dims', 'num_heads', 'depths'}
     out_types = ('cls_token', 'featmap')
+    interpolate_modes = ('bicubic', 'bilinear', 'nearest', 'area', 'nearest-exact')
 
     def __init__(self,
                  arch: Union[str, dict] = 's',
@@ -240,8 +262,26 @@ class PiT(BaseBackbone):
         self.embed_dims = [d * h for d, h in zip(base_dims, num_heads)]
         self.num_stages = num_stages
 
+        self.level_channels = tuple(self.embed_dims)
+        self.patch_size = self.arch_settings['patch_size']
+        self.patch_stride = self.arch_settings['stride']
+        self.level_strides = tuple(self.patch_stride * 2**i for i in range(num_stages))
+
         if out_type not in self.out_types:
-            raise ValueError(f'Unsupported out_type {out_type!r}; choose from {self.out_types}')
+            raise ValueError(f'Unsupported PiT out_type {out_type!r}; choose from '
+                             f'{self.out_types}')
+        if featmap_norm and out_type != 'featmap':
+            raise ValueError(f"PiT featmap_norm=True normalises feature maps: it needs "
+                             f"out_type='featmap', got out_type={out_type!r}")
+        if interpolate_mode not in self.interpolate_modes:
+            raise ValueError(f'Unsupported PiT interpolate_mode {interpolate_mode!r}; choose from '
+                             f'{self.interpolate_modes}')
+        if not -1 <= frozen_stages <= num_stages:
+            raise ValueError(f'PiT frozen_stages must be in -1..{num_stages}, got {frozen_stages}')
+        for name, rate in (('drop_rate', drop_rate), ('attn_drop_rate', attn_drop_rate),
+                           ('drop_path_rate', drop_path_rate)):
+            if not 0 <= rate < 1:
+                raise ValueError(f'PiT {name} must be in [0, 1), got {rate}')
         self.out_type = out_type
         self.out_indices = self._normalize_indices(out_indices, num_stages)
         self.distilled = distilled
@@ -249,9 +289,7 @@ class PiT(BaseBackbone):
         self.interpolate_mode = interpolate_mode
         self.frozen_stages = frozen_stages
 
-        patch_size = self.arch_settings['patch_size']
-        stride = self.arch_settings['stride']
-        self.patch_size, self.patch_stride = patch_size, stride
+        patch_size, stride = self.patch_size, self.patch_stride
         self.patch_embed = PatchEmbed(
             in_channels=in_channels,
             embed_dims=self.embed_dims[0],
@@ -261,6 +299,9 @@ class PiT(BaseBackbone):
             padding=0,  # no padding: 224 -> 27 (31 for B), not 28
             bias=True)
         img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        if len(img_size) != 2 or min(img_size) < patch_size:
+            raise ValueError(f'PiT img_size {img_size} must be (H, W) of at least the patch size '
+                             f'{patch_size}')
         self.img_size = img_size
         grid = tuple((s - patch_size) // stride + 1 for s in img_size)
         # Stored at the build grid as a 4-D map; resized at run time for other inputs.
@@ -322,15 +363,18 @@ class PiT(BaseBackbone):
         for index in out_indices:
             normalized = index + num_stages if index < 0 else index
             if not 0 <= normalized < num_stages:
-                raise ValueError(f'out_indices entry {index} is out of range for '
-                                 f'{num_stages} stages')
+                raise ValueError(f'PiT out_indices entry {index} is out of range: valid stage '
+                                 f'indices are 0..{num_stages - 1} (or -{num_stages}..-1)')
             indices.append(normalized)
         return sorted(set(indices))
 
-    @property
-    def strides(self) -> List[int]:
-        """Nominal stride of each stage's map: patch stride x 1, 2, 4 (8/16/32; 7/14/28 for B)."""
-        return [self.patch_stride * 2**i for i in range(self.num_stages)]
+    def feature_map_error(self) -> Optional[str]:
+        if self.out_type == 'featmap':
+            return None
+        return (f"its backbone PiT returns class tokens (out_type={self.out_type!r}), which a "
+                f"neck cannot take: use out_type='featmap' and final_norm=False, e.g. "
+                f"out_indices=(0, 1, 2) for channels {list(self.level_channels)} at strides "
+                f"{'/'.join(map(str, self.level_strides))}")
 
     def init_weights(self) -> None:
         super().init_weights()

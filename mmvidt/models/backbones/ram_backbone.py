@@ -17,6 +17,7 @@ from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 
 from .imagenet_pretrained import ImageNetPretrainedMixin
+from .output_levels import OutputLevels
 
 
 class RAMOutput(NamedTuple):
@@ -43,7 +44,7 @@ def checked_cross_indices(cross_indices: Sequence[int], num_stages: int) -> Tupl
     return indices
 
 
-class RAMBackbone(ImageNetPretrainedMixin, BaseModule):
+class RAMBackbone(OutputLevels, ImageNetPretrainedMixin, BaseModule):
     """Four stages with N [DET] tokens; levels of strides 8/16/32 (stage 1..3) and 64 (extra).
 
     Subclasses build their stages and call :meth:`_build_det_tokens` where the official model
@@ -89,16 +90,6 @@ class RAMBackbone(ImageNetPretrainedMixin, BaseModule):
                              f'its {len(self.level_channels)} levels (strides '
                              f"{'/'.join(map(str, self.level_strides))})")
         self.out_indices = tuple(out_indices)
-
-    @property
-    def out_channels(self) -> Tuple[int, ...]:
-        """Channels of the maps ``forward(images)`` returns (``out_indices`` order)."""
-        return tuple(self.level_channels[i] for i in self.out_indices)
-
-    @property
-    def strides(self) -> Tuple[int, ...]:
-        """Strides of the maps ``forward(images)`` returns (``out_indices`` order)."""
-        return tuple(self.level_strides[i] for i in self.out_indices)
 
     def _build_det_tokens(self, channels: int) -> None:
         """The learnable [DET] tokens (1, N, channels) and positional embedding (1, N, pos_dim),

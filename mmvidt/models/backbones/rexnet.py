@@ -17,10 +17,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmvidt.registry import register_backbone_everywhere
 
+from .output_levels import OutputLevels
+
 #: Blocks per stage, stride of each stage's first block, and whether a stage may use SE.
 STAGE_BLOCKS = (1, 2, 2, 3, 3, 5)
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2)
 STAGE_SE = (False, False, True, True, True, True)
+#: Output stride of ``out_indices`` 0..6 (layer1..layer6 after the stride-2 stem, conv_out).
+LEVEL_STRIDES = (2, 4, 8, 16, 16, 32, 32)
 
 
 def stage_block_counts(depth_mult: float = 1.0) -> List[int]:
@@ -182,15 +186,35 @@ class LinearBottleneck(BaseModule):
 
 
 @register_backbone_everywhere
-class ReXNet(BaseBackbone):
+class ReXNet(OutputLevels, BaseBackbone):
     """ReXNet / ReXNet-lite backbone for mmpretrain classifiers and mmdet detectors.
 
     Layout: ``stem`` (3x3 s2) -> ``layer1`` .. ``layer6`` (1, 2, 2, 3, 3, 5 blocks; first-block
     strides 1, 2, 2, 2, 1, 2) -> ``conv_out`` (1x1 to ``int(1280 * w)`` channels).
 
-    ``out_indices`` (MobileNetV2 style): 0..5 = output of ``layer1``..``layer6`` (strides 2, 4, 8,
-    16, 16, 32), 6 = ``conv_out`` (stride 32). Classification uses ``(6,)``; FPN detectors
-    ``(1, 2, 4, 5)`` (strides 4/8/16/32; index 4, not 3, is the deepest stride-16 map).
+    ``out_indices`` (MobileNetV2 style): 0..5 = output of ``layer1``..``layer6``, 6 =
+    ``conv_out``; outputs come in increasing index order. ``level_channels`` /
+    ``level_strides`` list every index, ``out_channels`` / ``strides`` the selected ones:
+
+    ======== ===== ===== ===== ====== ====== ====== ======
+    index    0     1     2     3      4      5      6
+    stride   2     4     8     16     16     32     32
+    ======== ===== ===== ===== ====== ====== ====== ======
+    1.0      16    38    61    95     128    185    1280
+    1.3      21    50    79    123    167    240    1664
+    1.5      24    58    92    142    193    277    1920
+    2.0      32    77    122   190    257    370    2560
+    3.0      48    116   183   284    386    554    3840
+    lite-1.0 16    40    64    96     128    184    1280
+    lite-1.3 24    48    80    120    160    232    1664
+    lite-1.5 24    56    88    136    192    272    1920
+    lite-2.0 32    80    120   184    248    360    2560
+    ======== ===== ===== ===== ====== ====== ====== ======
+
+    Classification uses ``(6,)``; FPN detectors ``(1, 2, 4, 5)`` (strides 4/8/16/32) or
+    ``(2, 4, 5)`` (8/16/32; RetinaNet, FCOS, DETRs). Index 4, not 3, is the deepest stride-16
+    map. Every stride-2 step is ``ceil(H / 2)``. The SE modules' BatchNorm runs on 1x1 maps:
+    detection with a few images per GPU needs ``norm_eval=True``.
 
     Args:
         arch (str | dict): ``'1.0'``, ``'1.3'``, ``'1.5'``, ``'2.0'``, ``'3.0'``, ``'lite-1.0'``,
@@ -200,7 +224,7 @@ class ReXNet(BaseBackbone):
             (None; lite: 8), ``fix_head_stem`` (False, lite only) and ``kernel_sizes`` (3, or one
             per stage).
         in_channels (int): Image channels. Defaults to 3.
-        out_indices (Sequence[int]): See above. Defaults to ``(6,)``.
+        out_indices (int | Sequence[int]): See above (0..6). Defaults to ``(6,)``.
         frozen_stages (int): -1: nothing; 0: stem; k: stem + layer1..layerk; 7: also conv_out.
         norm_eval (bool): Keep every BatchNorm in eval mode while training (detection).
         with_cp (bool): Gradient checkpointing per block.
@@ -241,10 +265,14 @@ class ReXNet(BaseBackbone):
             out_indices = [out_indices]
         for index in out_indices:
             if not 0 <= index < self.num_out_indices:
-                raise ValueError(f'ReXNet out_indices entry {index} is out of range 0..6')
+                raise ValueError(f'ReXNet out_indices entry {index} is out of range: valid '
+                                 f'indices are 0..5 (layer1..layer6, strides 2/4/8/16/16/32) '
+                                 f'and 6 (conv_out, stride 32)')
         if not -1 <= frozen_stages <= 7:
-            raise ValueError(f'frozen_stages must be in -1..7, got {frozen_stages}')
-        self.out_indices = tuple(out_indices)
+            raise ValueError(f'ReXNet frozen_stages must be in -1..7 (-1: none, 0: stem, k: '
+                             f'stem + layer1..layerk, 7: also conv_out), got {frozen_stages}')
+        self.out_indices = tuple(sorted(set(out_indices)))
+        self.level_strides = LEVEL_STRIDES
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
 
@@ -282,8 +310,8 @@ class ReXNet(BaseBackbone):
                                    conv_cfg=conv_cfg,
                                    norm_cfg=norm_cfg,
                                    act_cfg=act_cfg)
-        self.out_channels = [getattr(self, name)[-1].out_channels for name in self.layers]
-        self.out_channels.append(pen_channels)
+        self.level_channels = tuple(
+            [getattr(self, name)[-1].out_channels for name in self.layers] + [pen_channels])
 
         self._freeze_stages()
 
@@ -308,10 +336,19 @@ class ReXNet(BaseBackbone):
                         kernel_sizes=3)
         unknown = set(arch) - set(settings) - {'width_mult'}
         if unknown:
-            raise ValueError(f'Unknown ReXNet arch keys {sorted(unknown)}')
+            raise ValueError(f'Unknown ReXNet arch keys {sorted(unknown)}; valid keys are '
+                             f"{sorted(set(settings) | {'width_mult'})}")
         settings.update(arch)
         if settings['lite'] and settings['use_se']:
             raise ValueError('ReXNet-lite has no SE modules; use_se must be False')
+        for key in ('width_mult', 'depth_mult', 'se_ratio'):
+            if not settings[key] > 0:
+                raise ValueError(f'ReXNet arch {key} must be > 0, got {settings[key]}')
+        kernels = settings['kernel_sizes']
+        kernels = [kernels] * len(STAGE_BLOCKS) if isinstance(kernels, int) else list(kernels)
+        if len(kernels) != len(STAGE_BLOCKS) or any(k < 1 or k % 2 == 0 for k in kernels):
+            raise ValueError(f'ReXNet arch kernel_sizes must be one odd size or one per stage '
+                             f'({len(STAGE_BLOCKS)}), got {settings["kernel_sizes"]}')
         return settings
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:

@@ -29,9 +29,23 @@ class SwinRAM(RAMBackbone):
     ``forward(images)`` for any mmdet detector (levels of strides 8/16/32/64 selected by
     ``out_indices``; there is no stride-4 level: ViDT never uses the stage-0 output).
 
-    Levels (``level_channels``; C = ``embed_dims``): 2C, 4C, 8C at strides 8, 16, 32 and
-    ``last_merge_channels`` at stride 64; e.g. nano 96/192/384/256, tiny 192/384/768/256. The
-    final [DET] tokens are 8C wide.
+    Levels (``level_channels`` / ``level_strides``; ``out_channels`` / ``strides`` give those of
+    ``out_indices``; C = ``embed_dims``): 2C, 4C, 8C at strides 8, 16, 32 and
+    ``last_merge_channels`` at stride 64. The final [DET] tokens are 8C wide.
+
+    ===== ======== ======== ======== ======== ==========
+    arch  0 (s 8)  1 (s 16) 2 (s 32) 3 (s 64) [DET]
+    ===== ======== ======== ======== ======== ==========
+    nano  96       192      384      256      384
+    tiny  192      384      768      256      768
+    small 192      384      768      256      768
+    base  256      512      1024     256      1024
+    large 384      768      1536     256      1536
+    ===== ======== ======== ======== ======== ==========
+
+    In an mmdet detector the four levels feed e.g. FPN(in_channels=[96, 192, 384, 256],
+    start_level=0) for nano; anchors / points then start at stride 8 (8..128 with one extra
+    level, RoI ``featmap_strides`` 8/16/32/64 for Faster R-CNN).
 
     Args:
         arch: preset name (``nano``, ``tiny``, ``small``, ``base``, ``large``) or a dict with

@@ -1,5 +1,5 @@
 """Dataset label <-> logit column mapping shared by the ViDT heads."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import Sequence, Tuple, Union
 
 import torch
 from mmdet.structures.bbox import bbox_cxcywh_to_xyxy

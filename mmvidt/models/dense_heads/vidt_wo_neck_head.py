@@ -1,5 +1,5 @@
 """Head of ViDT without neck: [DET] tokens -> 1x1 conv + GN -> class / box MLPs (DETR losses)."""
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from mmdet.models.dense_heads import DETRHead
 from mmdet.registry import MODELS

@@ -4,7 +4,7 @@ Builds the mmvidt ``ViDT`` equivalent of a fixture's official model from ``meta.
 converted official state dict strictly and reproduces, under the fixture's key paths, every
 recorded result of the detector. The backbone part is :mod:`.vidt`'s.
 """
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Tuple
 
 import torch
 from mmdet.registry import MODELS

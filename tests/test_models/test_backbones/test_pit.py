@@ -9,18 +9,7 @@ from mmvidt.official.pit import convert_pit
 from mmvidt.models.backbones.pit import PiT, resize_pos_map
 from mmvidt.official.parity import check_fixture, fixture_matches
 from mmvidt.official.parity.pit import pit_classifier_cfg
-
-# Section 1.8 of the spec: (total with 1000 classes, without heads incl. final norm).
-PARAM_COUNTS = {
-    ('ti', False): (4_847_272, 4_590_272),
-    ('xs', False): (10_618_888, 10_233_888),
-    ('s', False): (23_461_912, 22_884_912),
-    ('b', False): (73_764_840, 72_739_840),
-    ('ti', True): (5_104_336, 4_590_336),
-    ('xs', True): (11_003_984, 10_233_984),
-    ('s', True): (24_039_056, 22_885_056),
-    ('b', True): (74_790_096, 72_740_096),
-}
+from official_counts import PIT_COUNTS as PARAM_COUNTS
 CHANNELS = {'ti': 256, 'xs': 384, 's': 576, 'b': 1024}
 TINY_ARCH = dict(patch_size=16, stride=8, base_dims=8, num_heads=[1, 2, 4], depths=[1, 1, 1])
 
@@ -71,8 +60,8 @@ def test_featmap_grids(arch, size, grids):
         model = PiT(arch=arch, out_type='featmap', out_indices=(0, 1, 2), final_norm=False)
         outs = model(torch.empty(1, 3, *size))
     assert [tuple(o.shape[-2:]) for o in outs] == grids
-    assert [o.shape[1] for o in outs] == model.embed_dims
-    assert model.strides == ([7, 14, 28] if arch == 'b' else [8, 16, 32])
+    assert [o.shape[1] for o in outs] == model.embed_dims == list(model.out_channels)
+    assert model.strides == ((7, 14, 28) if arch == 'b' else (8, 16, 32))
 
 
 def test_cls_token_outputs_and_distilled_head_average():

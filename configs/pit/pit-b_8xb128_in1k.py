@@ -1,4 +1,0 @@
-# PiT-B on ImageNet-1k; same DeiT recipe as PiT-S (see pit-s_8xb128_in1k.py).
-_base_ = './pit-s_8xb128_in1k.py'
-
-model = dict(backbone=dict(arch='b'), head=dict(in_channels=1024))

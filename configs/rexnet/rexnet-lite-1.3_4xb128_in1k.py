@@ -1,4 +1,0 @@
-# ReXNet-lite 1.3x on ImageNet-1k (see rexnet-lite-1.0_4xb128_in1k.py).
-_base_ = './rexnet-lite-1.0_4xb128_in1k.py'
-
-model = dict(backbone=dict(arch='lite-1.3'), head=dict(in_channels=1664))

@@ -1,0 +1,4 @@
+# ReXNet 2.0x on ImageNet-1k; same recipe as ReXNet 1.0x (see rexnet_1.0_4xb128-400e_in1k.py).
+_base_ = './rexnet_1.0_4xb128-400e_in1k.py'
+
+model = dict(backbone=dict(arch='2.0'), head=dict(in_channels=2560))
