@@ -5,10 +5,11 @@ from .checkpoint_writer import save_checkpoint_file, save_converted
 from .safe_checkpoint import InvalidCheckpointError, UnsafeCheckpointError, safe_load
 from .state_dict import (StateDictMismatchError, check_backbone_part, check_state_dict,
                          rename_keys, summarize_keys)
+from .tool_errors import run_tool
 
 __all__ = [
     'read_checkpoint', 'state_dict_of', 'install_safe_checkpoint_loader', 'save_checkpoint_file',
     'save_converted', 'InvalidCheckpointError', 'UnsafeCheckpointError', 'safe_load',
     'StateDictMismatchError', 'check_backbone_part', 'check_state_dict', 'rename_keys',
-    'summarize_keys'
+    'summarize_keys', 'run_tool'
 ]
