@@ -1,5 +1,5 @@
-"""The tools (every converter): bad inputs and outputs give one ``error: ...`` line and exit
-status 1, never a traceback, a half-written file or a lost user file."""
+"""The tools (every converter, the image demo): bad inputs and outputs give one ``error: ...``
+line and exit status 1, never a traceback, a half-written file or a lost user file."""
 import os
 import runpy
 import stat
@@ -97,3 +97,15 @@ def test_output_errors_leave_no_file(tmp_path, load_fixture, monkeypatch, capsys
         ['a_file', 'converted.pth', 'folder', 'rexnet.pth']
     assert list(folder.iterdir()) == []
 
+
+def test_image_demo_names_unreadable_and_empty_images(tmp_path, monkeypatch, capsys):
+    script = REPO_ROOT / 'tools' / 'demo' / 'image_demo.py'
+    for data in (b'', b'not an image', b'\x89PNG\r\n\x1a\n truncated'):
+        broken = tmp_path / 'broken.png'
+        broken.write_bytes(data)
+        monkeypatch.setattr(sys, 'argv', [str(script), str(broken), 'unused_config.py',
+                                          '--weights', 'unused.pth'])
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(script), run_name='__main__')
+        assert done.value.code == 1
+        assert capsys.readouterr().err.strip() == f'error: {broken}: not a readable image file'
