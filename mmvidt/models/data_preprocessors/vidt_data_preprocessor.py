@@ -5,7 +5,8 @@ mmvidt detector config enters the model (training, validation, testing, ``DetInf
 the detectors' forward passes stay free of host synchronisations and data-dependent branches
 (``torch.compile`` / ``torch.export`` trace them unchanged).
 """
-from typing import List, Optional
+import math
+from typing import List, Optional, Sequence
 
 import torch
 from mmdet.models.data_preprocessors import DetDataPreprocessor
@@ -31,12 +32,16 @@ class ViDTDataPreprocessor(DetDataPreprocessor):
             ``pad_size_divisor``, ...); ``std`` must be positive.
     """
 
-    def __init__(self, *args, check_finite: bool = True, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        if self._enable_normalize and not bool(torch.all(self.std > 0) & torch.all(
-                torch.isfinite(self.std))):
+    def __init__(self,
+                 mean: Optional[Sequence[float]] = None,
+                 std: Optional[Sequence[float]] = None,
+                 *args,
+                 check_finite: bool = True,
+                 **kwargs) -> None:
+        if std is not None and not all(math.isfinite(s) and s > 0 for s in std):
             raise ValueError(f'ViDTDataPreprocessor: std must be positive and finite, got '
-                             f'{self.std.flatten().tolist()}')
+                             f'{list(std)}')
+        super().__init__(mean, std, *args, **kwargs)
         self.check_finite = check_finite
 
     def _expected_channels(self) -> Optional[int]:
