@@ -197,7 +197,10 @@ class _Array(_StandIn):
                 or any(type(n) is not int or n < 0 for n in shape)):
             _refuse('a numpy.ndarray with a malformed shape or memory order')
         dtype = _check_raw(dtype, raw, math.prod(shape), 'a numpy.ndarray')
-        array = np.frombuffer(raw, dtype).reshape(shape, order='F' if fortran else 'C')
+        try:
+            array = np.frombuffer(raw, dtype).reshape(shape, order='F' if fortran else 'C')
+        except ValueError:  # e.g. a zero-size shape with a dimension beyond numpy's range
+            _refuse(f'a numpy.ndarray of shape {shape}, which numpy cannot represent')
         self.value = array.astype(dtype.newbyteorder('='), order='K')  # native, as numpy loads
 
 
@@ -329,7 +332,8 @@ def _check_zip(file: BinaryIO, name: str, size: int) -> None:
             infos = archive.infolist()
         file.seek(0)
         records = torch._C.PyTorchFileReader(file)  # the reader torch.load uses
-        torch_names = set(records.get_all_records())
+        torch_offsets = {record: records.get_record_offset(record)
+                         for record in records.get_all_records()}
     except Exception as exc:  # any parse failure of untrusted bytes: a damaged archive
         raise InvalidCheckpointError(
             f'{name}: damaged or truncated zip archive ({_first_line(exc)})') from None
@@ -354,7 +358,7 @@ def _check_zip(file: BinaryIO, name: str, size: int) -> None:
             _refuse(f'compressed zip record {info.orig_filename!r} (torch.save stores records)')
     if len(set(names)) != len(names):
         _refuse('duplicate zip records')
-    if set(names) != torch_names:
+    if set(names) != set(torch_offsets):
         _refuse("zip records that torch's reader and zipfile list differently")
     for info, record in zip(infos, names):
         file.seek(info.header_offset)
@@ -363,7 +367,7 @@ def _check_zip(file: BinaryIO, name: str, size: int) -> None:
             _refuse(f'zip record {info.orig_filename!r} without its local header')
         *_, name_length, extra_length = _ZIP_LOCAL_HEADER.unpack(header)
         start = info.header_offset + _ZIP_LOCAL_HEADER.size + name_length + extra_length
-        if start != records.get_record_offset(record):
+        if start != torch_offsets[record]:
             _refuse(f'zip record {info.orig_filename!r} that torch reads at another offset '
                     'than zipfile (data before the archive?)')
 

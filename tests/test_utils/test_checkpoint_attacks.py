@@ -309,3 +309,60 @@ def test_forged_numpy_states_are_refused_without_crashing(tmp_path):
     for name, construct in expected.items():
         assert results[name].startswith(f'refusing to load checkpoint {name}: '), results[name]
         assert construct in results[name], (name, results[name])
+
+
+MUTATED_FILES = textwrap.dedent('''
+    """Run in a subprocess: load randomly damaged checkpoints; print the outcome counts."""
+    import argparse, collections, io, json, random, sys, warnings
+    import numpy as np
+    import torch
+    from mmengine.logging import HistoryBuffer
+    import mmvidt
+    from mmvidt.utils import InvalidCheckpointError, UnsafeCheckpointError, safe_load
+
+    warnings.filterwarnings('ignore')  # torch warns about the odd pickle protocols it meets
+    buffer = HistoryBuffer()
+    buffer.update(1.5)
+    obj = {'w': torch.randn(3, 4), 'i': torch.arange(5), 'hub': {'loss': buffer},
+           'args': argparse.Namespace(lr=1e-4, steps=[3, 4]), 'np': np.float32(2),
+           'a': np.arange(4.)}
+    files = []
+    for legacy in (False, True):
+        file = io.BytesIO()
+        torch.save(obj, file, _use_new_zipfile_serialization=not legacy)
+        files.append(file.getvalue())
+    rng = random.Random(0)
+    outcomes = collections.Counter()
+    for i in range(int(sys.argv[1])):
+        data = bytearray(files[i % 2])
+        for _ in range(rng.randint(1, 3)):  # overwrite, drop or insert a byte
+            pos, op = rng.randrange(len(data)), rng.random()
+            if op < 0.7:
+                data[pos] = rng.randrange(256)
+            elif op < 0.85:
+                del data[pos]
+            else:
+                data[pos:pos] = bytes([rng.randrange(256)])
+        try:
+            safe_load(io.BytesIO(bytes(data)))
+            outcomes['loaded'] += 1
+        except (UnsafeCheckpointError, InvalidCheckpointError) as exc:
+            outcomes[type(exc).__name__] += 1
+        except Exception as exc:
+            outcomes[f'unexpected {type(exc).__name__}: {exc}'[:300]] += 1
+    print(json.dumps(outcomes))
+''')
+
+
+def test_damaged_files_end_in_a_clear_error_never_a_crash(tmp_path):
+    """Random byte damage anywhere in zip and legacy files (pickles, headers, the central
+    directory, tensor data): the loader returns data or raises one of its two errors."""
+    script = tmp_path / 'mutated_files.py'
+    script.write_text(MUTATED_FILES)
+    proc = subprocess.run([sys.executable, str(script), '600'], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, f'crashed or failed:\n{proc.stderr[-3000:]}'
+    outcomes = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(outcomes) <= {'loaded', 'UnsafeCheckpointError', 'InvalidCheckpointError'}, \
+        outcomes
+    assert outcomes['UnsafeCheckpointError'] and outcomes['InvalidCheckpointError']

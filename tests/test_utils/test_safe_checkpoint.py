@@ -307,3 +307,15 @@ def test_missing_directory_and_special_paths_are_named(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(InvalidCheckpointError, match='fifo is not a regular file'):
         safe_load(fifo)
+
+
+def test_concurrent_safe_loads_do_not_disturb_each_other(tmp_path):
+    """The allow-list is swapped under a lock: threads loading at once all get their data."""
+    from concurrent.futures import ThreadPoolExecutor
+    path = tmp_path / 'mmengine.pth'
+    torch.save(genuine_checkpoints()['mmengine'], path)
+    expected = torch.load(path, weights_only=False)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: safe_load(path), range(16)))
+    for loaded in results:
+        assert_same_data(loaded, expected)
