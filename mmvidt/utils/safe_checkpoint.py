@@ -150,7 +150,7 @@ class _Dtype(_StandIn):
         # align / copy change nothing for the scalar dtypes accepted here
         dtype = None
         if type(code) is str:
-            with contextlib.suppress(TypeError, ValueError):
+            with contextlib.suppress(Exception):  # whatever numpy makes of the string
                 dtype = np.dtype(code)
         if dtype is None or dtype.kind not in _NUMERIC_KINDS or dtype.str[1:] != code:
             _refuse(f'numpy.dtype({_describe(code)}): only bool, integer, float and complex '
@@ -229,8 +229,8 @@ class _HistoryBuffer(_StandIn):
                     f'{sorted(_HISTORY_BUFFER_STATE)} and statistics_methods')
         methods = state.get('statistics_methods', {})
         if type(methods) is not dict or any(
-                name not in HISTORY_BUFFER_STATISTICS or method is not getattr(HistoryBuffer, name)
-                for name, method in methods.items()):
+                type(name) is not str or name not in HISTORY_BUFFER_STATISTICS
+                or method is not getattr(HistoryBuffer, name) for name, method in methods.items()):
             _refuse('HistoryBuffer statistics_methods other than its own '
                     f'{", ".join(HISTORY_BUFFER_STATISTICS)}')
         logs, counts, max_length = (state[k] for k in ('_log_history', '_count_history',
