@@ -23,7 +23,8 @@ parity: install
 	$(PYTHON) tools/misc/check_parity.py ../shared/fixtures/*.pt
 
 $(SHAPES)/annotations/val.json: tools/dataset_converters/make_shapes.py mmvidt/datasets/shapes.py
-	$(PYTHON) tools/dataset_converters/make_shapes.py --out $(SHAPES) --num-train 300 --num-val 60 --seed 0
+	$(PYTHON) tools/dataset_converters/make_shapes.py --out $(SHAPES) --num-train 300 --num-val 60 \
+		--seed 0 --force
 
 # install, generate the data, train (CocoMetric on the validation split at the end: bbox mAP),
 # then draw the predictions of the trained model on validation images

@@ -11,8 +11,10 @@ Everything is drawn from ``numpy.random.Generator(PCG64)`` streams derived per i
 ``(seed, split, index)``: a fixed seed gives byte-identical files, and the images of one split do
 not depend on how many images the other split has.
 """
+import io
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
@@ -247,30 +249,42 @@ def categories() -> List[dict]:
     return [{'id': i + 1, 'name': name, 'supercategory': 'shape'} for i, name in enumerate(CLASSES)]
 
 
+def _replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` as a new file renamed onto ``path``: whatever had that name (a file, a
+    symbolic link) is replaced, never written through."""
+    tmp = path.with_name(f'.{path.name}.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, 'wb') as file:
+            file.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _write_png(image: np.ndarray, path: Path) -> None:
     # Fixed encoder settings; Pillow writes no time chunk, so the bytes depend on pixels only.
-    Image.fromarray(image).save(path, format='PNG', compress_level=6, optimize=False)
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format='PNG', compress_level=6, optimize=False)
+    _replace_file(path, buffer.getvalue())
 
 
 def _write_json(data: dict, path: Path) -> None:
-    path.write_text(json.dumps(data, sort_keys=True, separators=(',', ':')) + '\n',
-                    encoding='utf-8')
+    text = json.dumps(data, sort_keys=True, separators=(',', ':')) + '\n'
+    _replace_file(path, text.encode('utf-8'))
 
 
 def generate_split(out_dir: Path, split: str, num_images: int, seed: int) -> dict:
-    """Write ``out_dir/<split>/NNNNNN.png`` and ``out_dir/annotations/<split>.json``.
-
-    PNG files already in ``out_dir/<split>`` are deleted first, so a smaller regeneration leaves
-    no stale images behind. Returns the COCO dict that was written.
-    """
+    """Write ``out_dir/<split>/NNNNNN.png`` and ``out_dir/annotations/<split>.json``, replacing
+    only files of these names; returns the COCO dict that was written. Other files are never
+    touched (images left from a larger earlier run are not in the new annotations)."""
     if split not in SPLITS:
         raise ValueError(f'unknown split {split!r}; expected one of {SPLITS}')
     if num_images < 0:
         raise ValueError(f'number of {split} images must be >= 0, got {num_images}')
     image_dir = Path(out_dir) / split
     image_dir.mkdir(parents=True, exist_ok=True)
-    for stale in image_dir.glob('*.png'):
-        stale.unlink()
     images, annotations = [], []
     for index in range(num_images):
         image, shapes, masks = generate_image(image_rng(seed, split, index))
@@ -294,9 +308,25 @@ def generate_split(out_dir: Path, split: str, num_images: int, seed: int) -> dic
     return coco
 
 
-def generate_dataset(out_dir: Path, num_train: int, num_val: int, seed: int) -> Dict[str, dict]:
-    """Generate both splits under ``out_dir``; returns ``{split: coco_dict}``."""
+def generate_dataset(out_dir: Path, num_train: int, num_val: int, seed: int,
+                     overwrite: bool = False) -> Dict[str, dict]:
+    """Generate both splits under ``out_dir``; returns ``{split: coco_dict}``.
+
+    Args:
+        overwrite: write into a non-empty ``out_dir``, replacing the files the generator writes
+            (and nothing else). Without it a non-empty ``out_dir`` is refused.
+
+    Raises:
+        FileExistsError: ``out_dir`` is not empty and ``overwrite`` is off.
+        NotADirectoryError: ``out_dir`` exists and is not a directory.
+    """
     if seed < 0:
         raise ValueError(f'seed must be a non-negative integer, got {seed}')
-    return {split: generate_split(Path(out_dir), split, count, seed)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f'{out_dir} exists and is not a directory')
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f'{out_dir} is not empty; pass --force to write the dataset into it '
+                              '(only the files the generator writes are replaced)')
+    return {split: generate_split(out_dir, split, count, seed)
             for split, count in zip(SPLITS, (num_train, num_val))}

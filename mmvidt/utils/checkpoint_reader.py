@@ -3,7 +3,8 @@
 Every reader in the package (``init_cfg`` ImageNet loading, the distiller's teacher, the
 converter tools) goes through :func:`read_checkpoint` and :func:`state_dict_of`, so they agree on
 what a file contains: loading is mmengine's ``CheckpointLoader`` (local paths, URLs and the other
-schemes mmengine registers), whose loaders mmvidt makes safe (:mod:`.safe_checkpoint`).
+schemes mmengine registers), whose loaders all end in :func:`.safe_checkpoint.safe_load`
+(:mod:`.checkpoint_schemes`).
 """
 import os
 from collections import OrderedDict

@@ -1,5 +1,6 @@
 """The bundled synthetic shapes dataset: determinism, annotation/pixel consistency, mmdet use."""
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -14,6 +15,7 @@ from pycocotools.coco import COCO
 
 from mmvidt.datasets.shapes import (CLASSES, SPLITS, generate_dataset, generate_image, image_rng,
                                     rasterize_shape)
+from mmvidt.utils import run_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NUM_IMAGES = {'train': 6, 'val': 4}
@@ -84,10 +86,45 @@ def test_split_does_not_depend_on_the_other_split(shapes_root, tmp_path):
         assert other[name] == reference[name], name
 
 
-def test_regeneration_removes_stale_images(tmp_path):
-    generate_dataset(tmp_path, 3, 1, SEED)
-    generate_dataset(tmp_path, 1, 1, SEED)
-    assert sorted(p.name for p in (tmp_path / 'train').iterdir()) == ['000000.png']
+def test_existing_output_is_refused_and_force_touches_only_generated_files(
+        shapes_root, tmp_path, make_shapes, monkeypatch, capsys):
+    out = tmp_path / 'out'
+    generate_dataset(out, 3, 1, SEED)
+    (out / 'train' / 'mine.png').write_bytes(b'user image')
+    (out / 'notes.txt').write_text('user notes')
+    outside = tmp_path / 'outside.png'
+    outside.write_bytes(b'precious')
+    (out / 'train' / '000000.png').unlink()
+    (out / 'train' / '000000.png').symlink_to(outside)
+    before = _tree_bytes(out)
+
+    def run(*flags) -> int:
+        monkeypatch.setattr(sys, 'argv', ['make_shapes.py', '--out', str(out), '--num-train',
+                                          '1', '--num-val', '1', '--seed', str(SEED), *flags])
+        return run_tool(make_shapes.main)
+
+    assert run() == 1
+    assert f'error: {out} is not empty; pass --force' in capsys.readouterr().err
+    assert _tree_bytes(out) == before and not any(p.name.endswith('.tmp') for p in out.rglob('*'))
+
+    assert run('--force') == 0
+    after = _tree_bytes(out)
+    reference = _tree_bytes(shapes_root)
+    # the generated files are replaced (the symbolic link itself, not the file it points to) ...
+    assert not (out / 'train' / '000000.png').is_symlink()
+    assert outside.read_bytes() == b'precious'
+    for name in ('train/000000.png', 'val/000000.png'):
+        assert after[name] == reference[name], name
+    assert len(json.loads(after['annotations/train.json'])['images']) == 1
+    # ... and nothing else is touched: the user's files and the earlier run's extra images stay
+    for name in ('train/mine.png', 'notes.txt', 'train/000001.png', 'train/000002.png'):
+        assert after[name] == before[name], name
+    assert sorted(after) == sorted(before)
+
+    (tmp_path / 'a_file').write_text('x')
+    out = tmp_path / 'a_file'
+    assert run('--force') == 1
+    assert 'exists and is not a directory' in capsys.readouterr().err
 
 
 def test_coco_structure(cocos, shapes_root):

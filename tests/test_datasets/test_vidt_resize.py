@@ -188,3 +188,16 @@ def test_test_pipeline_uses_s800_m1333():
     assert [type(t) for t in pipeline] == [ViDTResize]
     results = pipeline[0](_sample())
     assert results['img_shape'] == (800, 1056)
+
+
+@pytest.mark.parametrize('image, problem', [
+    (np.zeros((0, 0, 3), np.uint8), r'image of shape \(0, 0, 3\) \(HWC\) has no pixels'),
+    (np.zeros((12, 0, 3), np.uint8), r'image of shape \(12, 0, 3\) \(HWC\) has no pixels'),
+    (np.zeros((32, 48), np.uint8), r'image of shape \(32, 48\) is not HWC'),
+])
+def test_degenerate_images_are_named(image, problem):
+    transform = ViDTResize(short_side=32, max_size=64)
+    with pytest.raises(ValueError, match=rf'^ViDTResize: photos/cat.jpg: {problem}'):
+        transform(dict(img=image, img_path='photos/cat.jpg', img_shape=image.shape[:2]))
+    with pytest.raises(ValueError, match=rf'^ViDTResize: image id 7: {problem}'):
+        transform(dict(img=image, img_path=None, img_id=7, img_shape=image.shape[:2]))

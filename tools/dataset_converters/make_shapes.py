@@ -1,7 +1,8 @@
 """Generate the bundled synthetic shapes dataset (COCO instance format).
 
-Writes ``OUT/annotations/{train,val}.json`` and ``OUT/{train,val}/NNNNNN.png``; PNG files already
-in ``OUT/train`` and ``OUT/val`` are replaced. The same arguments always give byte-identical files.
+Writes ``OUT/annotations/{train,val}.json`` and ``OUT/{train,val}/NNNNNN.png``. A non-empty ``OUT``
+is refused unless ``--force``, which replaces the files of those names and touches nothing else.
+The same arguments always give byte-identical files.
 
 Example::
 
@@ -9,9 +10,11 @@ Example::
         --num-train 300 --num-val 60 --seed 0
 """
 import argparse
+import sys
 import time
 
 from mmvidt.datasets.shapes import generate_dataset
+from mmvidt.utils import run_tool
 
 
 def _non_negative(text: str) -> int:
@@ -29,17 +32,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         '--num-val', type=_non_negative, default=60, help='number of validation images')
     parser.add_argument('--seed', type=_non_negative, default=0, help='random seed')
+    parser.add_argument('--force', action='store_true',
+                        help='write into a non-empty --out (replaces only the generated files)')
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     start = time.perf_counter()
-    splits = generate_dataset(args.out, args.num_train, args.num_val, args.seed)
+    splits = generate_dataset(args.out, args.num_train, args.num_val, args.seed,
+                              overwrite=args.force)
     for split, coco in splits.items():
         print(f'{split}: {len(coco["images"])} images, {len(coco["annotations"])} objects')
     print(f'written to {args.out} in {time.perf_counter() - start:.1f} s')
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main))

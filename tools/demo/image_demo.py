@@ -10,12 +10,15 @@ writes ``outputs/demo.png`` (predictions drawn) and ``outputs/preds/demo.json`` 
 import argparse
 import os
 import os.path as osp
+import sys
 from typing import List
 
 import mmcv
 from mmdet.apis import DetInferencer
 
 import mmvidt  # noqa: F401  (registers mmvidt's modules)
+from mmvidt.utils import run_tool
+from mmvidt.utils.image_checks import check_image_shape
 
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif', '.tiff', '.webp')
 
@@ -49,9 +52,22 @@ def list_images(inputs: str) -> List[str]:
     return paths
 
 
+def check_images(paths: List[str]) -> None:
+    """Refuse, naming the file, an image that does not decode or has no pixels."""
+    for path in paths:
+        try:
+            image = mmcv.imread(path)
+        except Exception:  # the decoders' errors for bytes that are no image (e.g. cv2.error)
+            image = None
+        if image is None:
+            raise ValueError(f'{path}: not a readable image file')
+        check_image_shape(image.shape, 'HWC', path)
+
+
 def main() -> None:
     args = parse_args()
     paths = list_images(args.inputs)
+    check_images(paths)
     inferencer = DetInferencer(model=args.config, weights=args.weights, device=args.device)
     # The inferencer would save the drawings under the input's own extension; keep its JSON
     # predictions and write the drawings as lossless PNG here.
@@ -70,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_tool(main))

@@ -9,7 +9,8 @@ import argparse
 import sys
 
 from mmvidt.official.pit import convert_pit
-from mmvidt.utils import check_backbone_part, read_checkpoint, save_converted, state_dict_of
+from mmvidt.utils import (check_backbone_part, read_checkpoint, run_tool, save_converted,
+                          state_dict_of)
 from mmvidt.models.backbones.pit import PiT
 
 
@@ -26,20 +27,16 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    try:
-        converted = convert_pit(state_dict_of(read_checkpoint(args.src), args.src), source=args.src)
-        if args.arch:
-            # The distilled variants differ only by a second token (and head).
-            distilled = converted['backbone.cls_token'].shape[1] == 2
-            backbone = PiT(arch=args.arch, distilled=distilled)
-            check_backbone_part(converted, backbone, args.src)
-        save_converted(converted, args.dst, args.src, converter='mmvidt.official.pit',
-                       force=args.force)
-    except (KeyError, ValueError, FileExistsError) as exc:  # incl. StateDictMismatchError
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+    converted = convert_pit(state_dict_of(read_checkpoint(args.src), args.src), source=args.src)
+    if args.arch:
+        # The distilled variants differ only by a second token (and head).
+        distilled = converted['backbone.cls_token'].shape[1] == 2
+        backbone = PiT(arch=args.arch, distilled=distilled)
+        check_backbone_part(converted, backbone, args.src)
+    save_converted(converted, args.dst, args.src, converter='mmvidt.official.pit',
+                   force=args.force)
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -11,7 +11,8 @@ import argparse
 import sys
 
 from mmvidt.official.rexnet import convert_rexnet
-from mmvidt.utils import check_backbone_part, read_checkpoint, save_converted, state_dict_of
+from mmvidt.utils import (check_backbone_part, read_checkpoint, run_tool, save_converted,
+                          state_dict_of)
 from mmvidt.models.backbones.rexnet import ReXNet
 
 
@@ -32,21 +33,17 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
-    try:
-        converted = convert_rexnet(state_dict_of(read_checkpoint(args.src), args.src),
-                                   depth_mult=args.depth_mult,
-                                   source=args.src)
-        if args.arch:
-            arch = dict(ReXNet.arch_zoo[args.arch], depth_mult=args.depth_mult)
-            backbone = ReXNet(arch=arch)
-            check_backbone_part(converted, backbone, args.src)
-        save_converted(converted, args.dst, args.src, converter='mmvidt.official.rexnet',
-                       force=args.force)
-    except (KeyError, ValueError, FileExistsError) as exc:  # incl. StateDictMismatchError
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+    converted = convert_rexnet(state_dict_of(read_checkpoint(args.src), args.src),
+                               depth_mult=args.depth_mult,
+                               source=args.src)
+    if args.arch:
+        arch = dict(ReXNet.arch_zoo[args.arch], depth_mult=args.depth_mult)
+        backbone = ReXNet(arch=arch)
+        check_backbone_part(converted, backbone, args.src)
+    save_converted(converted, args.dst, args.src, converter='mmvidt.official.rexnet',
+                   force=args.force)
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

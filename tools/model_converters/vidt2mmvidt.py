@@ -21,12 +21,12 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmvidt.official.vidt_plus import convert_vidt_checkpoint, vidt_plus_model_from_official_args
-from mmvidt.utils import check_state_dict, read_checkpoint, save_checkpoint_file
+from mmvidt.utils import check_state_dict, read_checkpoint, run_tool, save_checkpoint_file
 
 
 def load_official_checkpoint(path: str) -> dict:
-    """Read an official checkpoint as data only (its ``args`` entry is an
-    ``argparse.Namespace``, a plain attribute container the safe loader accepts)."""
+    """Read an official checkpoint as data only (its ``args`` entry, an ``argparse.Namespace``,
+    is one of the data types the safe loader accepts)."""
     checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, dict) or 'model' not in checkpoint:
         keys = list(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
@@ -79,4 +79,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

@@ -14,7 +14,7 @@ import sys
 
 from mmvidt.official.layer_drop import drop_decoder_layers, num_decoder_layers
 from mmvidt.official.vidt_detector import convert_vidt_detector
-from mmvidt.utils import read_checkpoint, save_checkpoint_file, state_dict_of
+from mmvidt.utils import read_checkpoint, run_tool, save_checkpoint_file, state_dict_of
 
 
 def main() -> int:
@@ -27,16 +27,12 @@ def main() -> int:
     args = parser.parse_args()
     if osp.abspath(args.src) == osp.abspath(args.dst):
         parser.error('dst must differ from src')
-    try:
-        checkpoint = read_checkpoint(args.src)
-        state_dict = state_dict_of(checkpoint, args.src)
-        if 'model' in checkpoint:  # official layout: mmvidt keys first
-            state_dict = convert_vidt_detector(state_dict, source=args.src)
-        total = num_decoder_layers(state_dict)
-        reduced = drop_decoder_layers(state_dict, args.num_layers)
-    except ValueError as exc:  # incl. StateDictMismatchError
-        print(f'error: {exc}', file=sys.stderr)
-        return 1
+    checkpoint = read_checkpoint(args.src)
+    state_dict = state_dict_of(checkpoint, args.src)
+    if 'model' in checkpoint:  # official layout: mmvidt keys first
+        state_dict = convert_vidt_detector(state_dict, source=args.src)
+    total = num_decoder_layers(state_dict)
+    reduced = drop_decoder_layers(state_dict, args.num_layers)
     meta = dict(converted_from=osp.basename(args.src),
                 decoder_layers=f'{args.num_layers} of {total}')
     save_checkpoint_file(dict(state_dict=reduced, meta=meta), args.dst, args.src, args.force)
@@ -46,4 +42,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))

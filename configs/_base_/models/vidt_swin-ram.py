@@ -13,7 +13,7 @@ model = dict(
     type='ViDT',
     with_box_refine=True,
     data_preprocessor=dict(
-        type='DetDataPreprocessor',
+        type='ViDTDataPreprocessor',  # mmdet's, refusing NaN / Inf images (check_finite=False: off)
         mean=[123.675, 116.28, 103.53],
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True,

@@ -21,6 +21,8 @@ from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import autocast_box_type
 from mmdet.structures.mask import BitmapMasks
 
+from mmvidt.utils.image_checks import check_image_shape, image_name
+
 #: Both output sides are floored to a multiple of this (the backbone's patch size times 4).
 SIZE_DIVISOR = 16
 
@@ -139,7 +141,12 @@ class ViDTResize(Resize):
 
     @autocast_box_type()
     def transform(self, results: dict) -> dict:
-        """Resize ``results`` in place to the ViDT size of its current image and return it."""
+        """Resize ``results`` in place to the ViDT size of its current image and return it.
+
+        Raises:
+            ValueError: the image is not (H, W, C) with both sides >= 1 (naming the image).
+        """
+        check_image_shape(results['img'].shape, 'HWC', f'ViDTResize: {image_name(results)}')
         height, width = results['img'].shape[:2]
         results['scale'] = vidt_resize_shape(width, height, self._choose_short_side(),
                                              self.max_size)
