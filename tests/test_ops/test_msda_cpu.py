@@ -90,11 +90,32 @@ def test_outside_the_map_contributes_nothing():
     outputs = run_with_grads(kernel(shapes, start), value, far, weights)[0]
     for tensor in outputs:
         assert torch.count_nonzero(tensor) == 0
-    # NaN locations are skipped as well instead of reading arbitrary memory
-    nan_locations = torch.full_like(locations, float('nan'))
-    nan_out = multi_scale_deformable_attn(value, shapes, start, nan_locations, weights,
-                                          backend='cpu')
-    assert torch.count_nonzero(nan_out) == 0
+
+
+def test_non_finite_locations_propagate_like_the_reference():
+    """NaN / infinite locations: NaN output rows and NaN weight gradients exactly where the
+    reference has them, no NaN in grad_value; the location gradient of such a sample is NaN in
+    both coordinates (the reference's grid_sample leaves one of them at 0), all other gradients
+    match."""
+    value, shapes, start, locations, weights = make_inputs([(4, 5), (2, 3)], queries=6,
+                                                           dtype=torch.float64)
+    bad = torch.zeros(locations.shape[:-1], dtype=torch.bool)  # (B, Q, M, L, P)
+    for index, point in [((0, 1, 0, 0, 0), (float('nan'), 0.5)),
+                         ((1, 2, 1, 1, 2), (0.5, float('-inf'))),
+                         ((1, 4, 0, 0, 1), (float('nan'), float('nan')))]:
+        locations[index] = torch.tensor(point, dtype=torch.float64)
+        bad[index] = True
+    ours, grad_output = run_with_grads(kernel(shapes, start), value, locations, weights)
+    reference = lambda v, loc, w: msda_pytorch(v, shapes, start, loc, w)  # noqa: E731
+    expected, _ = run_with_grads(reference, value, locations, weights, grad_output)
+    out, grad_value, grad_loc, grad_weights = ours
+    torch.testing.assert_close(out, expected[0], equal_nan=True)
+    assert out.isnan().any() and not grad_value.isnan().any()
+    torch.testing.assert_close(grad_value, expected[1])
+    torch.testing.assert_close(grad_weights, expected[3], equal_nan=True)
+    assert torch.equal(grad_weights.isnan(), bad)
+    assert grad_loc[bad].isnan().all() and expected[2][bad].isnan().any(-1).all()
+    torch.testing.assert_close(grad_loc[~bad], expected[2][~bad])
 
 
 def test_backward_is_deterministic_across_thread_counts():
@@ -188,10 +209,30 @@ def test_non_contiguous_inputs_and_empty_queries():
 
 
 def test_kernel_checks_its_inputs():
-    """Called directly (bypassing the Python checks), the extension still refuses bad input."""
+    """Called directly (bypassing the Python checks), the extension still refuses bad input
+    (test_msda_build.py checks that the CUDA binding says the same)."""
     import mmvidt._ext_cpu as ext
-    value, shapes, _, locations, weights = make_inputs([(4, 5), (2, 3)])
+    value, _, _, locations, weights = make_inputs([(4, 5), (2, 3)])
+    shapes = [4, 5, 2, 3]
     with pytest.raises(RuntimeError, match='spatial_shapes cover 26 positions but value has S=25'):
         ext.msda_forward(value[:, :-1], shapes, locations, weights)
     with pytest.raises(RuntimeError, match='attention_weights must be'):
         ext.msda_forward(value, shapes, locations, weights[..., :1])
+    with pytest.raises(RuntimeError, match=r'level 0 is \(0, 5\); every level needs H > 0'):
+        ext.msda_forward(value[:, 6:], [0, 5, 2, 3], locations, weights)
+    grad_output = torch.randn(2, 7, 8)
+    with pytest.raises(RuntimeError, match='grad_output must be on cpu like value, got meta'):
+        ext.msda_backward(grad_output.to('meta'), value, shapes, locations, weights)
+
+
+def test_reduced_precision_backward_matches_float32_accumulation():
+    """bf16 grad_value (accumulated one slice at a time in float32) equals the float32
+    accumulation of the same products, rounded once."""
+    value, shapes, start, locations, weights = make_inputs([(9, 11), (5, 6)], batch=2,
+                                                           queries=300, heads=4, channels=40,
+                                                           points=4, spread=0.2)
+    low = value.bfloat16()
+    ours, grad_output = run_with_grads(kernel(shapes, start), low, locations, weights)
+    float_run, _ = run_with_grads(kernel(shapes, start), low.float(), locations, weights,
+                                  grad_output.float())
+    assert torch.equal(ours[1], float_run[1].bfloat16())
