@@ -37,7 +37,8 @@ def set_msda_kernels(device_type: str, kernels: ModuleType) -> None:
     _KERNELS[device_type] = kernels
 
 
-def _kernels_for(device: torch.device) -> ModuleType:
+def msda_kernels_for(device: torch.device) -> ModuleType:
+    """The compiled kernel module behind the ops on ``device`` (RuntimeError if none)."""
     kernels = _KERNELS.get(device.type)
     if kernels is None:
         raise RuntimeError(f'mmvidt::msda has no compiled kernel for {device.type} tensors '
@@ -53,8 +54,8 @@ def _op_math(dtype: torch.dtype) -> torch.dtype:
 def msda_forward_op(value: Tensor, spatial_shapes: Sequence[int], sampling_locations: Tensor,
                     attention_weights: Tensor) -> Tensor:
     """Compiled MSDA forward: (B, S, M, D) value -> (B, Q, M * D) in value's dtype."""
-    return _kernels_for(value.device).msda_forward(value, list(spatial_shapes), sampling_locations,
-                                                   attention_weights)
+    kernels = msda_kernels_for(value.device)
+    return kernels.msda_forward(value, list(spatial_shapes), sampling_locations, attention_weights)
 
 
 @msda_forward_op.register_fake
@@ -69,7 +70,7 @@ def msda_backward_op(grad_output: Tensor, value: Tensor, spatial_shapes: Sequenc
                      sampling_locations: Tensor,
                      attention_weights: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """Compiled MSDA backward: gradients of value, sampling locations and attention weights."""
-    grad_value, grad_locations, grad_weights = _kernels_for(value.device).msda_backward(
+    grad_value, grad_locations, grad_weights = msda_kernels_for(value.device).msda_backward(
         grad_output, value, list(spatial_shapes), sampling_locations, attention_weights)
     return grad_value, grad_locations, grad_weights
 
@@ -113,6 +114,6 @@ def msda_compiled_backend(value: Tensor, shapes: LevelShapes, sampling_locations
 
 
 __all__ = [
-    'msda_forward_op', 'msda_backward_op', 'set_msda_kernels', 'flat_shapes',
+    'msda_forward_op', 'msda_backward_op', 'set_msda_kernels', 'msda_kernels_for', 'flat_shapes',
     'msda_compiled_backend'
 ]

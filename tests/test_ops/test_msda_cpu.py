@@ -6,22 +6,11 @@ from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 from mmvidt.ops import (MSDeformAttn, available_msda_backends, msda_pytorch,
                         multi_scale_deformable_attn)
 
-from msda_inputs import make_inputs
+from msda_inputs import check_non_finite_like_the_reference, make_inputs, run_with_grads
 
 pytestmark = pytest.mark.skipif(
     'cpu' not in available_msda_backends(),
     reason='mmvidt._ext_cpu is not built (test_msda_build.py says why)')
-
-
-def run_with_grads(fn, value, locations, weights, grad_output=None):
-    """``fn(value, locations, weights)`` and the gradients of <output, grad_output>."""
-    inputs = [t.detach().clone().requires_grad_() for t in (value, locations, weights)]
-    out = fn(*inputs)
-    if grad_output is None:
-        grad_output = torch.randn(out.shape, generator=torch.Generator().manual_seed(1),
-                                  dtype=out.dtype)
-    out.backward(grad_output)
-    return [out.detach()] + [t.grad for t in inputs], grad_output
 
 
 def kernel(shapes, start):
@@ -93,29 +82,8 @@ def test_outside_the_map_contributes_nothing():
 
 
 def test_non_finite_locations_propagate_like_the_reference():
-    """NaN / infinite locations: NaN output rows and NaN weight gradients exactly where the
-    reference has them, no NaN in grad_value; the location gradient of such a sample is NaN in
-    both coordinates (the reference's grid_sample leaves one of them at 0), all other gradients
-    match."""
-    value, shapes, start, locations, weights = make_inputs([(4, 5), (2, 3)], queries=6,
-                                                           dtype=torch.float64)
-    bad = torch.zeros(locations.shape[:-1], dtype=torch.bool)  # (B, Q, M, L, P)
-    for index, point in [((0, 1, 0, 0, 0), (float('nan'), 0.5)),
-                         ((1, 2, 1, 1, 2), (0.5, float('-inf'))),
-                         ((1, 4, 0, 0, 1), (float('nan'), float('nan')))]:
-        locations[index] = torch.tensor(point, dtype=torch.float64)
-        bad[index] = True
-    ours, grad_output = run_with_grads(kernel(shapes, start), value, locations, weights)
-    reference = lambda v, loc, w: msda_pytorch(v, shapes, start, loc, w)  # noqa: E731
-    expected, _ = run_with_grads(reference, value, locations, weights, grad_output)
-    out, grad_value, grad_loc, grad_weights = ours
-    torch.testing.assert_close(out, expected[0], equal_nan=True)
-    assert out.isnan().any() and not grad_value.isnan().any()
-    torch.testing.assert_close(grad_value, expected[1])
-    torch.testing.assert_close(grad_weights, expected[3], equal_nan=True)
-    assert torch.equal(grad_weights.isnan(), bad)
-    assert grad_loc[bad].isnan().all() and expected[2][bad].isnan().any(-1).all()
-    torch.testing.assert_close(grad_loc[~bad], expected[2][~bad])
+    check_non_finite_like_the_reference(
+        lambda *args: multi_scale_deformable_attn(*args, backend='cpu'))
 
 
 def test_backward_is_deterministic_across_thread_counts():

@@ -8,26 +8,17 @@ import torch
 
 from mmvidt.ops import (msda_backend_info, multi_scale_deformable_attn, register_msda_backend,
                         resolve_msda_backend)
-from mmvidt.ops import msda_backends
 from mmvidt.ops.msda_reference import msda_reference
 from mmvidt.ops.msda_trust import check_msda_backend
 
-from msda_inputs import make_inputs
+from msda_inputs import make_inputs, registry_snapshot
 
 
 @pytest.fixture(autouse=True)
 def restore_registry():
     """Each test registers its own CPU backend; put back the real one and its verdicts."""
-    saved = [
-        dict(d) for d in (msda_backends._COMPILED_BACKENDS, msda_backends._DESCRIPTIONS,
-                          msda_backends._VERDICTS)
-    ]
-    yield
-    for live, copy in zip(
-        (msda_backends._COMPILED_BACKENDS, msda_backends._DESCRIPTIONS, msda_backends._VERDICTS),
-            saved):
-        live.clear()
-        live.update(copy)
+    with registry_snapshot():
+        yield
 
 
 class GradScale(torch.autograd.Function):
