@@ -74,7 +74,7 @@ def _verdict(device_type: str, dtype: torch.dtype) -> Verdict:
     return _VERDICTS[key]
 
 
-@torch._dynamo.assume_constant_result
+@torch.compiler.assume_constant_result
 def _auto_backend(device_type: str, dtype: torch.dtype) -> str:
     """What ``'auto'`` runs. A constant to ``torch.compile`` (dynamo runs this eagerly at trace
     time instead of tracing the check)."""
