@@ -2,7 +2,9 @@
 
 The CPU kernels are built by default (``MMVIDT_WITH_CPU=0`` skips them), the CUDA kernels with
 ``MMVIDT_WITH_CUDA=1`` or when a GPU is visible (``TORCH_CUDA_ARCH_LIST`` picks the
-architectures); see mmvidt/ops/msda_build.py. mmvidt runs without them, on the PyTorch reference.
+architectures); see mmvidt/ops/msda_build.py. A failed CUDA build only warns and installs without
+it unless ``MMVIDT_WITH_CUDA=1`` demands it. mmvidt runs without the kernels, on the PyTorch
+reference.
 """
 import importlib.util
 import os

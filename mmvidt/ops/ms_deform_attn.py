@@ -6,6 +6,7 @@ import torch
 from mmengine.model import BaseModule, constant_init, xavier_init
 from torch import Tensor, nn
 
+from .msda_validation import LevelStarts, SpatialShapes, msda_level_shapes
 from .multi_scale_deform_attn import msda_sampling_locations, multi_scale_deformable_attn
 
 
@@ -65,13 +66,13 @@ class MSDeformAttn(BaseModule):
         xavier_init(self.output_proj, distribution='uniform', bias=0.)
 
     def sampling_locations_and_weights(self, query: Tensor, reference_points: Tensor,
-                                       spatial_shapes: Tensor) -> Tuple[Tensor, Tensor]:
+                                       spatial_shapes: SpatialShapes) -> Tuple[Tensor, Tensor]:
         """Where each head samples and with what weight.
 
         Args:
             query: (B, Q, C).
             reference_points: (B, Q, L, 2) points or (B, Q, L, 4) boxes, normalised.
-            spatial_shapes: (L, 2) int64.
+            spatial_shapes: (H_l, W_l) per level, ints or an (L, 2) integer tensor.
 
         Returns:
             sampling locations (B, Q, M, L, P, 2) and attention weights (B, Q, M, L, P),
@@ -88,8 +89,8 @@ class MSDeformAttn(BaseModule):
                 query: Tensor,
                 reference_points: Tensor,
                 value: Tensor,
-                spatial_shapes: Tensor,
-                level_start_index: Tensor,
+                spatial_shapes: SpatialShapes,
+                level_start_index: LevelStarts = None,
                 value_padding_mask: Optional[Tensor] = None) -> Tensor:
         """Attend from queries to the flattened multi-scale memory.
 
@@ -97,17 +98,20 @@ class MSDeformAttn(BaseModule):
             query: (B, Q, C), position embedding already added.
             reference_points: (B, Q, L, 2) or (B, Q, L, 4), normalised to each level's valid area.
             value: (B, S, C), flattened memory, S = sum_l H_l * W_l.
-            spatial_shapes: (L, 2) int64.
-            level_start_index: (L,) int64.
+            spatial_shapes: (H_l, W_l) per level: a sequence of int pairs (no device
+                synchronisation, traceable), or an (L, 2) integer tensor (read back once).
+            level_start_index: None (derived from the shapes) or the (L,) level starts in S
+                (validated against the shapes).
             value_padding_mask: (B, S) bool, True at padding (those values are zeroed).
 
         Returns:
             (B, Q, C).
         """
         batch, num_value, _ = value.shape
-        if spatial_shapes.shape[0] != self.num_levels:
-            raise ValueError(f'expected {self.num_levels} levels, got spatial_shapes of shape '
-                             f'{tuple(spatial_shapes.shape)}')
+        spatial_shapes = msda_level_shapes(spatial_shapes)  # host ints, read once per call
+        if len(spatial_shapes) != self.num_levels:
+            raise ValueError(f'expected {self.num_levels} levels, got spatial_shapes '
+                             f'{spatial_shapes}')
         value = self.value_proj(value)
         if value_padding_mask is not None:
             value = value.masked_fill(value_padding_mask[..., None], 0.)

@@ -1,10 +1,11 @@
-"""The compiled MSDA kernels as backends: loading, autograd, registration, status.
+"""The compiled MSDA kernels as backends: loading, registration, status.
 
 Importing this module imports the prebuilt extensions (``mmvidt._ext_cpu``, ``mmvidt._ext_cuda``,
 built by ``setup.py``), or with ``MMVIDT_JIT=1`` compiles the missing ones from the sources (see
-:mod:`mmvidt.ops.msda_build`), and registers each one that loads with
-:func:`register_msda_backend`. Without them mmvidt still works on the PyTorch reference;
-:func:`msda_backend_info` tells which backend a device gets and why.
+:mod:`mmvidt.ops.msda_build`; nothing is compiled otherwise), makes each one that loads the
+implementation of the ``mmvidt::msda`` operators on its device (:mod:`mmvidt.ops.msda_op`) and
+registers that operator as the device's compiled backend. Without them mmvidt still works on the
+PyTorch reference; :func:`msda_backend_info` tells which backend a device gets and why.
 """
 import importlib
 import os
@@ -12,53 +13,13 @@ from types import ModuleType
 from typing import Dict, Optional
 
 import torch
-from torch import Tensor
-from torch.autograd.function import FunctionCtx, once_differentiable
 
+from .msda_backends import (has_compiled_msda_backend, msda_backend_checks, register_msda_backend)
 from .msda_build import EXTENSION_MODULES, load_msda_extension
-from .multi_scale_deform_attn import MSDAFunction, register_msda_backend, resolve_msda_backend
+from .msda_op import msda_compiled_backend, set_msda_kernels
 
 # device type -> where its kernels were loaded from, or why they were not
 _KERNEL_STATUS: Dict[str, str] = {}
-
-
-class MSDACompiledFunction(torch.autograd.Function):
-    """Autograd around a kernel module's ``msda_forward`` / ``msda_backward``.
-
-    The kernels implement the dtype rule of :func:`multi_scale_deformable_attn` (value's dtype in
-    and out, locations / weights and sums in float32, or float64 for float64 values) and return
-    the location and weight gradients in that op-math dtype; they are cast back to the dtypes
-    the inputs arrived in here.
-    """
-
-    @staticmethod
-    def forward(ctx: FunctionCtx, kernels: ModuleType, value: Tensor, spatial_shapes: Tensor,
-                sampling_locations: Tensor, attention_weights: Tensor) -> Tensor:
-        ctx.kernels = kernels
-        ctx.save_for_backward(value, spatial_shapes, sampling_locations, attention_weights)
-        return kernels.msda_forward(value, spatial_shapes, sampling_locations, attention_weights)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: FunctionCtx, grad_output: Tensor):
-        value, spatial_shapes, locations, weights = ctx.saved_tensors
-        grad_value, grad_locations, grad_weights = ctx.kernels.msda_backward(
-            value, spatial_shapes, locations, weights, grad_output)
-        return (None, grad_value, None, grad_locations.to(locations.dtype),
-                grad_weights.to(weights.dtype))
-
-
-def _as_backend(kernels: ModuleType) -> MSDAFunction:
-    """The ``register_msda_backend`` signature over one kernel module."""
-
-    def run(value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
-            sampling_locations: Tensor, attention_weights: Tensor) -> Tensor:
-        # Like the reference, the kernels derive the level starts from spatial_shapes (levels are
-        # concatenated in order), so level_start_index is only validated by the caller.
-        return MSDACompiledFunction.apply(kernels, value, spatial_shapes, sampling_locations,
-                                          attention_weights)
-
-    return run
 
 
 def _jit_wanted(device_type: str) -> bool:
@@ -84,24 +45,36 @@ def _load_kernels(device_type: str) -> Optional[ModuleType]:
     return kernels
 
 
+def use_msda_kernels(device_type: str, kernels: ModuleType, description: str) -> None:
+    """Run the ``mmvidt::msda`` ops on ``device_type`` with ``kernels`` (a compiled module with
+    ``msda_forward`` / ``msda_backward``) and register them as that device's backend."""
+    set_msda_kernels(device_type, kernels)
+    register_msda_backend(device_type, msda_compiled_backend, description)
+
+
 def register_compiled_backends() -> None:
     """Load and register the kernels of every device type (run once at import)."""
     for device_type in EXTENSION_MODULES:
         kernels = _load_kernels(device_type)
         if kernels is not None:
-            register_msda_backend(device_type, _as_backend(kernels))
+            use_msda_kernels(device_type, kernels, _KERNEL_STATUS[device_type])
 
 
-def msda_backend_info() -> Dict[str, Dict[str, str]]:
-    """For each device type, the backend ``backend='auto'`` runs and where its kernels come from.
+def msda_backend_info() -> Dict[str, Dict[str, object]]:
+    """For each device type: the compiled backend ``backend='auto'`` tries (``'pytorch'`` when
+    none is built), where its kernels come from or why they are missing, and the outcome of the
+    agreement check ``'auto'`` ran per dtype so far (it runs at the first call of each dtype).
 
-    Example: ``{'cpu': {'backend': 'cpu', 'kernels': 'mmvidt._ext_cpu (/.../_ext_cpu....so)'},
-    'cuda': {'backend': 'pytorch', 'kernels': 'mmvidt._ext_cuda not available (...)'}}``.
+    Example: ``{'cpu': {'backend': 'cpu', 'kernels': 'mmvidt._ext_cpu (/.../_ext_cpu....so)',
+    'checks': {'float32': {'backend': 'cpu', 'reason': 'agrees with the PyTorch reference'}}},
+    'cuda': {'backend': 'pytorch', 'kernels': 'mmvidt._ext_cuda not available (...)',
+    'checks': {}}}``.
     """
     return {
         device_type: {
-            'backend': resolve_msda_backend('auto', device_type),
+            'backend': device_type if has_compiled_msda_backend(device_type) else 'pytorch',
             'kernels': _KERNEL_STATUS.get(device_type, 'not loaded'),
+            'checks': msda_backend_checks(device_type),
         }
         for device_type in EXTENSION_MODULES
     }
@@ -109,4 +82,4 @@ def msda_backend_info() -> Dict[str, Dict[str, str]]:
 
 register_compiled_backends()
 
-__all__ = ['MSDACompiledFunction', 'msda_backend_info', 'register_compiled_backends']
+__all__ = ['msda_backend_info', 'register_compiled_backends', 'use_msda_kernels']

@@ -6,22 +6,11 @@ from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
 from mmvidt.ops import (MSDeformAttn, available_msda_backends, msda_pytorch,
                         multi_scale_deformable_attn)
 
-from msda_inputs import make_inputs
+from msda_inputs import check_non_finite_like_the_reference, make_inputs, run_with_grads
 
 pytestmark = pytest.mark.skipif(
     'cpu' not in available_msda_backends(),
     reason='mmvidt._ext_cpu is not built (test_msda_build.py says why)')
-
-
-def run_with_grads(fn, value, locations, weights, grad_output=None):
-    """``fn(value, locations, weights)`` and the gradients of <output, grad_output>."""
-    inputs = [t.detach().clone().requires_grad_() for t in (value, locations, weights)]
-    out = fn(*inputs)
-    if grad_output is None:
-        grad_output = torch.randn(out.shape, generator=torch.Generator().manual_seed(1),
-                                  dtype=out.dtype)
-    out.backward(grad_output)
-    return [out.detach()] + [t.grad for t in inputs], grad_output
 
 
 def kernel(shapes, start):
@@ -90,11 +79,11 @@ def test_outside_the_map_contributes_nothing():
     outputs = run_with_grads(kernel(shapes, start), value, far, weights)[0]
     for tensor in outputs:
         assert torch.count_nonzero(tensor) == 0
-    # NaN locations are skipped as well instead of reading arbitrary memory
-    nan_locations = torch.full_like(locations, float('nan'))
-    nan_out = multi_scale_deformable_attn(value, shapes, start, nan_locations, weights,
-                                          backend='cpu')
-    assert torch.count_nonzero(nan_out) == 0
+
+
+def test_non_finite_locations_propagate_like_the_reference():
+    check_non_finite_like_the_reference(
+        lambda *args: multi_scale_deformable_attn(*args, backend='cpu'))
 
 
 def test_backward_is_deterministic_across_thread_counts():
@@ -188,10 +177,30 @@ def test_non_contiguous_inputs_and_empty_queries():
 
 
 def test_kernel_checks_its_inputs():
-    """Called directly (bypassing the Python checks), the extension still refuses bad input."""
+    """Called directly (bypassing the Python checks), the extension still refuses bad input
+    (test_msda_build.py checks that the CUDA binding says the same)."""
     import mmvidt._ext_cpu as ext
-    value, shapes, _, locations, weights = make_inputs([(4, 5), (2, 3)])
+    value, _, _, locations, weights = make_inputs([(4, 5), (2, 3)])
+    shapes = [4, 5, 2, 3]
     with pytest.raises(RuntimeError, match='spatial_shapes cover 26 positions but value has S=25'):
         ext.msda_forward(value[:, :-1], shapes, locations, weights)
     with pytest.raises(RuntimeError, match='attention_weights must be'):
         ext.msda_forward(value, shapes, locations, weights[..., :1])
+    with pytest.raises(RuntimeError, match=r'level 0 is \(0, 5\); every level needs H > 0'):
+        ext.msda_forward(value[:, 6:], [0, 5, 2, 3], locations, weights)
+    grad_output = torch.randn(2, 7, 8)
+    with pytest.raises(RuntimeError, match='grad_output must be on cpu like value, got meta'):
+        ext.msda_backward(grad_output.to('meta'), value, shapes, locations, weights)
+
+
+def test_reduced_precision_backward_matches_float32_accumulation():
+    """bf16 grad_value (accumulated one slice at a time in float32) equals the float32
+    accumulation of the same products, rounded once."""
+    value, shapes, start, locations, weights = make_inputs([(9, 11), (5, 6)], batch=2,
+                                                           queries=300, heads=4, channels=40,
+                                                           points=4, spread=0.2)
+    low = value.bfloat16()
+    ours, grad_output = run_with_grads(kernel(shapes, start), low, locations, weights)
+    float_run, _ = run_with_grads(kernel(shapes, start), low.float(), locations, weights,
+                                  grad_output.float())
+    assert torch.equal(ours[1], float_run[1].bfloat16())

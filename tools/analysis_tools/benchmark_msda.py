@@ -1,29 +1,49 @@
-"""Benchmark the multi-scale deformable attention backends against mmcv's op.
+"""Benchmark the multi-scale deformable attention backends against the PyTorch reference and mmcv.
 
-Times the forward and the forward + backward of each available backend (mmvidt's compiled kernel
-for the device, mmvidt's PyTorch reference, and mmcv as the baseline: its CUDA op
-``MultiScaleDeformableAttnFunction`` on GPU, ``multi_scale_deformable_attn_pytorch`` on CPU,
-where mmcv has no kernel) at ViDT decoder shapes (8 heads x 32 dims, 4 levels of an 800 x 1333
-input at strides 8-64, 4 points, 100 / 300 queries, batch 1 / 2) and at a Deformable-DETR-encoder
-shape (every one of the ~22k positions is a query). Prints a table with the times, the
-speed-up over the mmcv baseline measured in the same run, and the peak memory of a forward +
-backward (CUDA: allocator peak; CPU: peak resident set growth, large allocations only).
-Times are the best of ``--repeats`` runs after ``--warmup`` ones.
+Times the forward and the forward + backward of each available backend at ViDT decoder shapes
+(8 heads x 32 dims, 4 levels of an 800 x 1333 input at strides 8-64, 4 points, 100 / 300 queries,
+batch 1 / 2) and at a Deformable-DETR-encoder shape (every one of the ~22k positions is a query):
+
+* ``mmvidt pytorch``: the reference (``backend='pytorch'``, grid_sample), the baseline of the
+  ``x ref`` columns;
+* ``mmvidt op``: the public API on the compiled kernel of the device, i.e. the registered
+  operator ``mmvidt::msda`` with its autograd formula (what the models run);
+* ``mmvidt raw kernel``: the same kernels called directly (no dispatcher, no autograd): the
+  difference to ``mmvidt op`` is the cost of the operator layer;
+* mmcv, when it imports with its compiled ops: ``MultiScaleDeformableAttnFunction`` (its CUDA
+  op) on GPU, ``multi_scale_deformable_attn_pytorch`` on CPU (mmcv has no CPU kernel); the
+  baseline of the ``x mmcv`` columns. Without a full mmcv, ``--mmcv-csrc DIR`` (the
+  ``mmcv/ops/csrc`` folder of an mmcv release) compiles just mmcv's MSDA CUDA kernel, with the
+  bindings of ``mmcv_msda_bind.cpp`` beside this script, and times that.
+
+Level shapes reach mmvidt as Python ints (as the models pass them), mmcv as a device tensor.
+Prints the times, the speed-ups measured in the same run, and the peak memory of a forward +
+backward (CUDA: allocator peak; CPU: peak resident set growth, large allocations only). Times are
+the best of ``--repeats`` runs after ``--warmup`` ones.
 
     python tools/analysis_tools/benchmark_msda.py --device cpu --quick
-    python tools/analysis_tools/benchmark_msda.py --device cuda --dtype float16
+    python tools/analysis_tools/benchmark_msda.py --device cuda --dtype bfloat16
 """
 import argparse
 import ctypes
+import glob
+import os
+import os.path as osp
 import sys
 import time
+from types import ModuleType
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 import torch
-from mmcv.ops import multi_scale_deform_attn as mmcv_msda
 
 from mmvidt.ops import (available_msda_backends, msda_backend_info, msda_level_start_index,
                         multi_scale_deformable_attn)
+from mmvidt.ops.msda_op import flat_shapes, msda_kernels_for
+
+try:
+    from mmcv.ops import multi_scale_deform_attn as mmcv_msda
+except Exception:  # noqa: BLE001  (not installed, or without its compiled ops: no mmcv rows)
+    mmcv_msda = None
 
 #: ViDT's 4 levels for an 800 x 1333 input at strides 8, 16, 32, 64
 VIDT_LEVELS = [(100, 167), (50, 84), (25, 42), (13, 21)]
@@ -38,8 +58,8 @@ class Case(NamedTuple):
 
 def cases(quick: bool) -> List[Case]:
     decoder = [Case(f'decoder B={b} Q={q}', b, q) for b in (2, 1) for q in (100, 300)]
-    return decoder + [Case('encoder B=1 Q=S', 1, 0)] + ([] if quick else
-                                                         [Case('encoder B=2 Q=S', 2, 0)])
+    encoder = [Case('encoder B=1 Q=S', 1, 0)] + ([] if quick else [Case('encoder B=2 Q=S', 2, 0)])
+    return decoder + encoder
 
 
 def make_inputs(case: Case, device: str, dtype: torch.dtype):
@@ -70,21 +90,89 @@ def mmcv_cuda_op(value, shapes, start, locations, weights):
                                                             weights, 64)  # official im2col_step
 
 
+def load_mmcv_msda(csrc: str, build_directory: Optional[str] = None) -> ModuleType:
+    """mmcv's MSDA CUDA kernel compiled from ``csrc`` (an mmcv release's ``mmcv/ops/csrc``)."""
+    from torch.utils.cpp_extension import load
+    if build_directory is not None:
+        os.makedirs(build_directory, exist_ok=True)  # (load() expects it)
+    cuda_flags = ['-O3', '-DMMCV_WITH_CUDA']
+    # its kernel includes ATen/cuda/CUDAContext.h, which needs the cuSPARSE / cuBLAS headers: a
+    # toolkit without them uses those of torch's pip CUDA libraries (searched after the toolkit)
+    site_packages = osp.dirname(osp.dirname(torch.__file__))
+    for include in sorted(glob.glob(osp.join(site_packages, 'nvidia', '*', 'include'))):
+        cuda_flags += ['-isystem', include]
+    return load(name='mmcv_msda_from_source',
+                sources=[osp.join(osp.dirname(osp.abspath(__file__)), 'mmcv_msda_bind.cpp'),
+                         osp.join(csrc, 'pytorch', 'cuda', 'ms_deform_attn_cuda.cu')],
+                extra_include_paths=[osp.join(csrc, 'common'), osp.join(csrc, 'common', 'cuda')],
+                extra_cuda_cflags=cuda_flags, build_directory=build_directory)
+
+
+class MmcvSourceOp(torch.autograd.Function):
+    """mmcv's CUDA op from :func:`load_mmcv_msda`, with the autograd of mmcv's Python function
+    (zero-filled gradients that its backward kernel adds into)."""
+
+    @staticmethod
+    def forward(ctx, kernels, value, shapes, start, locations, weights):
+        ctx.kernels = kernels
+        ctx.save_for_backward(value, shapes, start, locations, weights)
+        return kernels.forward(value, shapes, start, locations, weights, 64)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        value, shapes, start, locations, weights = ctx.saved_tensors
+        grads = [torch.zeros_like(t) for t in (value, locations, weights)]
+        ctx.kernels.backward(value, shapes, start, locations, weights, grad_output.contiguous(),
+                             *grads, 64)
+        return None, grads[0], None, None, grads[1], grads[2]
+
+
 def mmcv_pytorch(value, shapes, start, locations, weights):
     return mmcv_msda.multi_scale_deformable_attn_pytorch(value, shapes, locations, weights)
 
 
 def mmvidt_backend(backend: str) -> Callable:
-    return lambda *args: multi_scale_deformable_attn(*args, backend=backend)
+    return lambda value, shapes, start, locations, weights: multi_scale_deformable_attn(
+        value, VIDT_LEVELS, None, locations, weights, backend=backend)
 
 
-def backends(device: str) -> Dict[str, Callable]:
-    """name -> fn(value, shapes, start, locations, weights); the first one is the baseline."""
-    found = {'mmcv (CUDA op)': mmcv_cuda_op} if device == 'cuda' else {
-        'mmcv (pytorch)': mmcv_pytorch}
-    found['mmvidt pytorch'] = mmvidt_backend('pytorch')
+class RawKernel(torch.autograd.Function):
+    """The kernel module's forward / backward called directly: the operator layer's cost is the
+    difference to the ``mmvidt op`` row."""
+
+    @staticmethod
+    def forward(ctx, value, locations, weights):
+        ctx.save_for_backward(value, locations, weights)
+        kernels = msda_kernels_for(value.device)
+        return kernels.msda_forward(value, flat_shapes(VIDT_LEVELS), locations, weights)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        value, locations, weights = ctx.saved_tensors
+        kernels = msda_kernels_for(value.device)
+        return tuple(kernels.msda_backward(grad_output, value, flat_shapes(VIDT_LEVELS), locations,
+                                           weights))
+
+
+def raw_kernel(value, shapes, start, locations, weights):
+    return RawKernel.apply(value, locations, weights)
+
+
+#: the baselines of the two ratio columns
+REFERENCE, MMCV = 'mmvidt pytorch', 'mmcv'
+
+
+def backends(device: str, mmcv_kernels: Optional[ModuleType] = None) -> Dict[str, Callable]:
+    """name -> fn(value, shapes, start, locations, weights); the reference first."""
+    found = {REFERENCE: mmvidt_backend('pytorch')}
     if device in available_msda_backends():
-        found[f'mmvidt {device} kernel'] = mmvidt_backend(device)
+        found['mmvidt op'] = mmvidt_backend(device)
+        found['mmvidt raw kernel'] = raw_kernel
+    if mmcv_kernels is not None:
+        found[f'{MMCV} (CUDA op)'] = lambda *args: MmcvSourceOp.apply(mmcv_kernels, *args)
+    elif mmcv_msda is not None:
+        found[f'{MMCV} (CUDA op)' if device == 'cuda' else f'{MMCV} (pytorch)'] = (
+            mmcv_cuda_op if device == 'cuda' else mmcv_pytorch)
     return found
 
 
@@ -175,6 +263,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                         default='float32')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--mmcv-csrc', metavar='DIR',
+                        help="--device cuda without mmcv's compiled ops: compile mmcv's MSDA "
+                        'kernel from this mmcv/ops/csrc folder of an mmcv release')
+    parser.add_argument('--build-dir', metavar='DIR', help='where --mmcv-csrc builds (cached)')
     parser.add_argument('--quick', action='store_true',
                         help='fewer repeats and only the batch-1 encoder case (CPU in minutes)')
     args = parser.parse_args(argv)
@@ -184,34 +276,42 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit('--device cuda: no CUDA device is visible')
     dtype = getattr(torch, args.dtype)
     peak_memory = cuda_peak_memory if args.device == 'cuda' else CpuPeakMemory()
-    found = backends(args.device)
-    baseline = next(iter(found))
+    mmcv_kernels = None
+    if args.mmcv_csrc:
+        if args.device != 'cuda':
+            sys.exit('--mmcv-csrc: mmcv has a CUDA kernel only (use --device cuda)')
+        mmcv_kernels = load_mmcv_msda(args.mmcv_csrc, args.build_dir)
+    found = backends(args.device, mmcv_kernels)
+    mmcv_found = any(name.startswith(MMCV) for name in found)
     info = msda_backend_info()[args.device]
     print(f'device {args.device} ({torch.get_num_threads()} CPU threads), dtype {args.dtype}, '
-          f'torch {torch.__version__}; auto backend: {info["backend"]} ({info["kernels"]})')
-    print(f'levels {VIDT_LEVELS}, {HEADS} heads x {CHANNELS} dims, {POINTS} points; '
-          f'best of {args.repeats} runs; "x" = speed-up over {baseline}\n')
-    header = (f'{"case":<18} {"backend":<20} {"fwd ms":>9} {"x":>6} {"fwd+bwd ms":>11} {"x":>6} '
-              f'{"peak MiB":>9}')
+          f'torch {torch.__version__}; compiled backend: {info["backend"]} ({info["kernels"]})')
+    print(f'levels {VIDT_LEVELS}, {HEADS} heads x {CHANNELS} dims, {POINTS} points; best of '
+          f'{args.repeats} runs; "x ref" = speed-up over {REFERENCE}, "x mmcv" = over mmcv\'s '
+          f'{"CUDA op" if args.device == "cuda" else "pytorch function"}'
+          f'{"" if mmcv_found else " (mmcv not importable here: no mmcv rows)"}\n')
+    header = (f'{"case":<18} {"backend":<20} {"fwd ms":>9} {"x ref":>6} {"x mmcv":>6} '
+              f'{"fwd+bwd ms":>11} {"x ref":>6} {"x mmcv":>6} {"peak MiB":>9}')
     print(header)
     print('-' * len(header))
     for case in cases(args.quick):
-        base = None
+        results = {}
         for name, fn in found.items():
             try:
-                r = measure(fn, case, args.device, dtype, args, peak_memory)
+                results[name] = measure(fn, case, args.device, dtype, args, peak_memory)
             except RuntimeError as err:  # e.g. a dtype the op does not support
                 print(f'{case.name:<18} {name:<20} failed: {str(err).splitlines()[0][:60]}')
-                continue
-            if name == baseline:
-                base = r
+        mmcv = next((r for name, r in results.items() if name.startswith(MMCV)), None)
+        for name, r in results.items():
 
-            def speedup(key: str) -> str:
+            def speedup(base: Optional[Dict[str, float]], key: str) -> str:
                 return f'{base[key] / r[key]:>6.2f}' if base else f'{"-":>6}'
 
-            print(f'{case.name:<18} {name:<20} {r["fwd"]:>9.2f} {speedup("fwd")} '
-                  f'{r["fwd+bwd"]:>11.2f} {speedup("fwd+bwd")} {r["peak MiB"]:>9.1f}',
-                  flush=True)
+            ref = results.get(REFERENCE)
+            print(f'{case.name:<18} {name:<20} {r["fwd"]:>9.2f} {speedup(ref, "fwd")} '
+                  f'{speedup(mmcv, "fwd")} {r["fwd+bwd"]:>11.2f} {speedup(ref, "fwd+bwd")} '
+                  f'{speedup(mmcv, "fwd+bwd")} {r["peak MiB"]:>9.1f}', flush=True)
+
 
 if __name__ == '__main__':
     main()

@@ -15,13 +15,15 @@
 // queries can hit the same pixel. Pass 2 therefore splits grad_value into disjoint slices
 // (b, m, channel chunk of one cache line) and gives each slice to one task, which walks every
 // query of that (b, m) in order: no two tasks write the same element (nor the same cache line),
-// no atomics, no per-thread copies of grad_value, and the summation order is fixed, so the
-// backward is deterministic. The price is recomputing the bilinear corners once per chunk.
+// no atomics, no per-thread copies of grad_value (a reduced-precision backward accumulates one
+// slice at a time in float32), and the summation order is fixed, so the backward is
+// deterministic. The price is recomputing the bilinear corners once per chunk.
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../msda_common.h"
@@ -30,30 +32,6 @@ namespace mmvidt {
 namespace msda {
 namespace {
 
-// (H_l, W_l) and the start of each level in S, on the host.
-struct Levels {
-  std::vector<int> height, width;
-  std::vector<int64_t> start;
-};
-
-Levels read_levels(const at::Tensor& spatial_shapes, int64_t num_value) {
-  const at::Tensor shapes = spatial_shapes.to(at::kCPU, at::kLong).contiguous();
-  const int64_t* data = shapes.data_ptr<int64_t>();
-  Levels levels;
-  int64_t start = 0;
-  for (int64_t l = 0; l < shapes.size(0); ++l) {
-    TORCH_CHECK(data[2 * l] > 0 && data[2 * l + 1] > 0, "msda: level ", l,
-                " has an empty shape (", data[2 * l], ", ", data[2 * l + 1], ")");
-    levels.height.push_back(static_cast<int>(data[2 * l]));
-    levels.width.push_back(static_cast<int>(data[2 * l + 1]));
-    levels.start.push_back(start);
-    start += data[2 * l] * data[2 * l + 1];
-  }
-  TORCH_CHECK(start == num_value, "msda: spatial_shapes cover ", start,
-              " positions but value has S=", num_value);
-  return levels;
-}
-
 // Work per parallel_for grain: about at::internal::GRAIN_SIZE multiply-adds.
 int64_t grain_for(int64_t work_per_item) {
   return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(1, work_per_item));
@@ -61,16 +39,20 @@ int64_t grain_for(int64_t work_per_item) {
 
 // Calls visit(l, index_in_level, weight) for every in-map bilinear corner of every sample of
 // one item, weight = attention weight x bilinear weight: the traversal shared by the forward
-// gather and the grad_value scatter.
+// gather and the grad_value scatter. Returns whether a sample poisons the item's output
+// (msda_common.h); those samples visit nothing.
 template <typename acc_t, typename Visit>
-inline void for_each_weighted_corner(const Levels& levels, int64_t L, int64_t P,
+inline bool for_each_weighted_corner(const Levels& levels, int64_t L, int64_t P,
                                      const acc_t* loc, const acc_t* attn, Visit&& visit) {
+  bool poisoned = false;
   for (int64_t l = 0; l < L; ++l) {
     for (int64_t p = 0; p < P; ++p) {
       const int64_t sample = l * P + p;
       Corners<acc_t> c;
-      if (!bilinear_corners(loc[2 * sample], loc[2 * sample + 1], levels.height[l],
-                            levels.width[l], c)) {
+      const Sample where = bilinear_corners(loc[2 * sample], loc[2 * sample + 1],
+                                            levels.height[l], levels.width[l], c);
+      if (where != Sample::kInside) {
+        poisoned = poisoned || poisons_output(where, attn[sample]);
         continue;
       }
       for (int k = 0; k < 4; ++k) {
@@ -78,6 +60,7 @@ inline void for_each_weighted_corner(const Levels& levels, int64_t L, int64_t P,
       }
     }
   }
+  return poisoned;
 }
 
 template <typename scalar_t>
@@ -95,11 +78,14 @@ void forward_kernel(const Sizes& s, const Levels& levels, const scalar_t* value,
       const acc_t* loc = locations + item * L * P * 2;
       const acc_t* attn = weights + item * L * P;
       std::fill(acc.begin(), acc.end(), acc_t(0));
-      for_each_weighted_corner(levels, L, P, loc, attn, [&](int64_t l, int64_t index, acc_t w) {
-        const scalar_t* v =
-            value + (b * s.num_value + levels.start[l] + index) * row_stride + m * D;
-        for (int64_t d = 0; d < D; ++d) acc[d] += w * static_cast<acc_t>(v[d]);
-      });
+      const bool poisoned =
+          for_each_weighted_corner(levels, L, P, loc, attn, [&](int64_t l, int64_t index,
+                                                                acc_t w) {
+            const scalar_t* v =
+                value + (b * s.num_value + levels.start[l] + index) * row_stride + m * D;
+            for (int64_t d = 0; d < D; ++d) acc[d] += w * static_cast<acc_t>(v[d]);
+          });
+      if (poisoned) std::fill(acc.begin(), acc.end(), quiet_nan<acc_t>());
       scalar_t* out = output + item * D;
       for (int64_t d = 0; d < D; ++d) out[d] = static_cast<scalar_t>(acc[d]);
     }
@@ -131,8 +117,11 @@ void backward_locations_weights(const Sizes& s, const Levels& levels, const scal
           const int64_t sample = l * P + p;
           acc_t d_attn = 0, d_x = 0, d_y = 0;
           Corners<acc_t> c;
-          if (bilinear_corners(loc[2 * sample], loc[2 * sample + 1], levels.height[l],
-                               levels.width[l], c)) {
+          const Sample where = bilinear_corners(loc[2 * sample], loc[2 * sample + 1],
+                                                levels.height[l], levels.width[l], c);
+          if (where == Sample::kNonFinite) {
+            d_attn = d_x = d_y = quiet_nan<acc_t>();
+          } else if (where == Sample::kInside) {
             for (int k = 0; k < 4; ++k) {
               if (c.index[k] < 0) continue;
               const scalar_t* v = level_value + c.index[k] * row_stride;
@@ -154,12 +143,16 @@ void backward_locations_weights(const Sizes& s, const Levels& levels, const scal
 }
 
 // Pass 2: grad_value, each task owning the slice (b, :, m, chunk) of it (see the file comment).
+// float32 / float64 values accumulate straight into grad_value; float16 / bfloat16 ones into a
+// float32 buffer of the task's slice (S x chunk), converted when the task is done, so that no
+// float32 copy of the whole grad_value is ever held.
 template <typename scalar_t>
 void backward_value(const Sizes& s, const Levels& levels,
                     const at::opmath_type<scalar_t>* locations,
                     const at::opmath_type<scalar_t>* weights, const scalar_t* grad_output,
-                    at::opmath_type<scalar_t>* grad_value) {
+                    scalar_t* grad_value) {
   using acc_t = at::opmath_type<scalar_t>;
+  constexpr bool kDirect = std::is_same<acc_t, scalar_t>::value;
   const int64_t D = s.channels, L = s.num_levels, P = s.num_points, M = s.num_heads;
   const int64_t row_stride = M * D;
   const int64_t chunk = std::min<int64_t>(D, 64 / sizeof(acc_t));  // one cache line
@@ -167,19 +160,31 @@ void backward_value(const Sizes& s, const Levels& levels,
   const int64_t num_tasks = s.batch * M * num_chunks;
   const int64_t work_per_task = s.num_queries * L * P * 4 * chunk;
   at::parallel_for(0, num_tasks, grain_for(work_per_task), [&](int64_t begin, int64_t end) {
+    std::vector<acc_t> buffer(kDirect ? 0 : s.num_value * chunk);
     for (int64_t task = begin; task < end; ++task) {
       const int64_t b = task / (M * num_chunks), m = (task / num_chunks) % M;
       const int64_t c0 = (task % num_chunks) * chunk, c1 = std::min(D, c0 + chunk);
+      scalar_t* slice = grad_value + b * s.num_value * row_stride + m * D + c0;
+      // position i, channel c0 + d of the slice lives at target + i * stride + d
+      acc_t* target = kDirect ? reinterpret_cast<acc_t*>(slice) : buffer.data();
+      const int64_t stride = kDirect ? row_stride : chunk;
+      if (!kDirect) std::fill(buffer.begin(), buffer.end(), acc_t(0));
       for (int64_t q = 0; q < s.num_queries; ++q) {
         const int64_t item = (b * s.num_queries + q) * M + m;
         const acc_t* loc = locations + item * L * P * 2;
         const acc_t* attn = weights + item * L * P;
-        const scalar_t* grad = grad_output + item * D;
+        const scalar_t* grad = grad_output + item * D + c0;
         for_each_weighted_corner(levels, L, P, loc, attn, [&](int64_t l, int64_t index, acc_t w) {
-          acc_t* gv =
-              grad_value + (b * s.num_value + levels.start[l] + index) * row_stride + m * D;
-          for (int64_t d = c0; d < c1; ++d) gv[d] += w * static_cast<acc_t>(grad[d]);
+          acc_t* gv = target + (levels.start[l] + index) * stride;
+          for (int64_t d = 0; d < c1 - c0; ++d) gv[d] += w * static_cast<acc_t>(grad[d]);
         });
+      }
+      if (!kDirect) {
+        for (int64_t i = 0; i < s.num_value; ++i) {
+          for (int64_t d = 0; d < c1 - c0; ++d) {
+            slice[i * row_stride + d] = static_cast<scalar_t>(buffer[i * chunk + d]);
+          }
+        }
       }
     }
   });
@@ -191,12 +196,13 @@ void check_cpu(const at::Tensor& value) {
               value.device());
 }
 
-at::Tensor msda_forward(const at::Tensor& value, const at::Tensor& spatial_shapes,
+at::Tensor msda_forward(const at::Tensor& value, std::vector<int64_t> spatial_shapes,
                         const at::Tensor& sampling_locations,
                         const at::Tensor& attention_weights) {
-  const Sizes s = check_inputs(value, spatial_shapes, sampling_locations, attention_weights);
+  Levels levels;
+  const Sizes s =
+      check_inputs(value, spatial_shapes, sampling_locations, attention_weights, &levels);
   check_cpu(value);
-  const Levels levels = read_levels(spatial_shapes, s.num_value);
   const at::ScalarType acc_type = at::toOpMathType(value.scalar_type());
   const at::Tensor value_c = value.contiguous();
   const at::Tensor loc = sampling_locations.to(acc_type).contiguous();
@@ -213,22 +219,25 @@ at::Tensor msda_forward(const at::Tensor& value, const at::Tensor& spatial_shape
 }
 
 // Returns (grad_value in value's dtype, grad_sampling_locations and grad_attention_weights in
-// the op-math type; the Python wrapper casts those back to the inputs' dtypes).
-std::vector<at::Tensor> msda_backward(const at::Tensor& value, const at::Tensor& spatial_shapes,
+// the op-math type; the autograd formula casts those back to the inputs' dtypes).
+std::vector<at::Tensor> msda_backward(const at::Tensor& grad_output, const at::Tensor& value,
+                                      std::vector<int64_t> spatial_shapes,
                                       const at::Tensor& sampling_locations,
-                                      const at::Tensor& attention_weights,
-                                      const at::Tensor& grad_output) {
-  const Sizes s = check_inputs(value, spatial_shapes, sampling_locations, attention_weights);
+                                      const at::Tensor& attention_weights) {
+  Levels levels;
+  const Sizes s =
+      check_inputs(value, spatial_shapes, sampling_locations, attention_weights, &levels);
+  check_grad_output(s, value, grad_output);
   check_cpu(value);
-  TORCH_CHECK(grad_output.numel() == s.batch * s.num_queries * s.num_heads * s.channels,
-              "msda_cpu: grad_output must be (B, Q, M * D), got ", grad_output.sizes());
-  const Levels levels = read_levels(spatial_shapes, s.num_value);
   const at::ScalarType acc_type = at::toOpMathType(value.scalar_type());
   const at::Tensor value_c = value.contiguous();
   const at::Tensor loc = sampling_locations.to(acc_type).contiguous();
   const at::Tensor attn = attention_weights.to(acc_type).contiguous();
   const at::Tensor grad_out = grad_output.to(value.scalar_type()).contiguous();
-  at::Tensor grad_value = at::zeros(value.sizes(), value.options().dtype(acc_type));
+  // float32 / float64 accumulate in place (zeros); reduced precision writes every element once.
+  at::Tensor grad_value = acc_type == value.scalar_type()
+                              ? at::zeros(value.sizes(), value.options())
+                              : at::empty(value.sizes(), value.options());
   at::Tensor grad_loc = at::empty(loc.sizes(), loc.options());
   at::Tensor grad_attn = at::empty(attn.sizes(), attn.options());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, value.scalar_type(),
@@ -239,9 +248,9 @@ std::vector<at::Tensor> msda_backward(const at::Tensor& value, const at::Tensor&
                                          grad_out.data_ptr<scalar_t>(), grad_loc.data_ptr<acc_t>(),
                                          grad_attn.data_ptr<acc_t>());
     backward_value<scalar_t>(s, levels, loc.data_ptr<acc_t>(), attn.data_ptr<acc_t>(),
-                             grad_out.data_ptr<scalar_t>(), grad_value.data_ptr<acc_t>());
+                             grad_out.data_ptr<scalar_t>(), grad_value.data_ptr<scalar_t>());
   });
-  return {grad_value.to(value.scalar_type()), grad_loc, grad_attn};
+  return {grad_value, grad_loc, grad_attn};
 }
 
 }  // namespace
@@ -251,7 +260,14 @@ std::vector<at::Tensor> msda_backward(const at::Tensor& value, const at::Tensor&
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "mmvidt multi-scale deformable attention, CPU kernels";
   m.def("msda_forward", &mmvidt::msda::msda_forward,
-        "MSDA forward: (value, spatial_shapes, sampling_locations, attention_weights) -> output");
+        "MSDA forward: (value, [H_0, W_0, H_1, ...], sampling_locations, attention_weights) -> "
+        "output",
+        py::arg("value"), py::arg("spatial_shapes"), py::arg("sampling_locations"),
+        py::arg("attention_weights"));
   m.def("msda_backward", &mmvidt::msda::msda_backward,
-        "MSDA backward: (..., grad_output) -> [grad_value, grad_locations, grad_weights]");
+        "MSDA backward: (grad_output, value, [H_0, W_0, ...], sampling_locations, "
+        "attention_weights) -> [grad_value, grad_locations, grad_weights] (the last two in the "
+        "op-math dtype)",
+        py::arg("grad_output"), py::arg("value"), py::arg("spatial_shapes"),
+        py::arg("sampling_locations"), py::arg("attention_weights"));
 }
