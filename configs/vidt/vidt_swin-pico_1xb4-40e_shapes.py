@@ -5,7 +5,7 @@
 # a higher learning rate than the official 1e-4. About 0.15 s per step of 4 images on 2 CPU
 # cores: 40 epochs of 300 images take ~7 min.
 _base_ = [
-    '../_base_/models/vidt_swin-nano.py', '../_base_/datasets/shapes_detection.py',
+    '../_base_/models/vidt_swin-ram.py', '../_base_/datasets/shapes_detection.py',
     'mmdet::_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmvidt'], allow_failed_imports=False)

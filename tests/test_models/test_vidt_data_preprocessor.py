@@ -78,6 +78,6 @@ def test_mmvidt_detectors_refuse_nan_images_end_to_end():
         inference_detector(model, image)
     with pytest.raises(ValueError, match=r'^image id 0: image of shape \(1, 160, 160\)'):
         inference_detector(model, np.zeros((64, 64), np.uint8))  # a 2-D (grey) array
-    for name in ('vidt-wo-neck_swin-nano.py', 'vidt-plus_swin-nano.py'):
+    for name in ('vidt-wo-neck_swin-ram.py', 'vidt-plus_swin-ram.py'):
         cfg = Config.fromfile(REPO_ROOT / 'configs' / '_base_' / 'models' / name)
         assert MODELS.build(cfg.model.data_preprocessor).check_finite
