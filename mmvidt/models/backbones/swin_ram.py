@@ -183,7 +183,9 @@ class SwinRAM(RAMBackbone):
         8 * 2**l is the output of stage l + 1 before its merge, the stride-64 level the patch part
         of the extra last merge (its [DET] part is discarded, as in the official model).
         """
-        tokens, hw = self.patch_embed(images)
+        # channels-last images: the patch convolution then writes (B, H*W, C) token order
+        # directly (no transposing copies before its LayerNorm; 2x faster under bf16 autocast)
+        tokens, hw = self.patch_embed(images.contiguous(memory_format=torch.channels_last))
         patch = self.drop_after_pos(tokens).view(-1, *hw, tokens.shape[-1])
         det = self.det_token.expand(images.shape[0], -1, -1)
         cross_mask = None
