@@ -146,9 +146,11 @@ class ViDTNeck(BaseModule):
 
     def project_queries(self, det_tokens: Tensor, det_pos: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, C_T, N) tokens and (1, C_E, N) positions -> (B, N, d) queries and (1, N, d)."""
+        # contiguous (B, N, d): a strided input sends the decoder's linear layers through
+        # batched matmuls with the weight copied per query under bf16 autocast
         query = self.tgt_proj(det_tokens.unsqueeze(-1)).squeeze(-1).transpose(1, 2)
         query_pos = self.query_pos_proj(det_pos.unsqueeze(-1)).squeeze(-1).transpose(1, 2)
-        return query, query_pos
+        return query.contiguous(), query_pos.contiguous()
 
     def forward(self,
                 body: RAMOutput,
