@@ -123,7 +123,7 @@ def main() -> None:
           f'{count_params(model) / 1e6:.2f} M parameters')
     print(f"{'':40s} {'GFLOPs':>9s} {'GMACs':>9s}")
     for name, gflops, gmacs in table_rows(flops):
-        print(f'{name:40s} {gflops:9.2f} {gmacs:9.2f}')
+        print(f'{name:40s} {gflops:9.3f} {gmacs:9.3f}')
 
 
 if __name__ == '__main__':
