@@ -28,7 +28,8 @@ class ViDTDecoder(BaseModule):
 
     With box refinement (``reg_branches`` given), the box head of level 0 already turns the
     input-independent 2-d reference points into boxes *before* the first layer, so every layer
-    samples around a 4-d box; after layer k the box head k refines it (docs/official_behaviour.md#reference-points).
+    samples around a 4-d box; after layer k the box head k refines it
+    (docs/official_behaviour.md#reference-points).
 
     Args:
         num_layers: number of decoder layers.
@@ -72,7 +73,8 @@ class ViDTDecoder(BaseModule):
         if reg_branches is not None:
             reference_points = refine_reference(reg_branches[0], query, reference_points)
         for index, layer in enumerate(self.layers):
-            scale = valid_ratios if reference_points.shape[-1] == 2 else valid_ratios.repeat(1, 1, 2)
+            boxes = reference_points.shape[-1] == 4
+            scale = valid_ratios.repeat(1, 1, 2) if boxes else valid_ratios
             query = layer(query, query_pos, reference_points[:, :, None] * scale[:, None], memory,
                           spatial_shapes, memory_padding_mask)
             hidden_states.append(query)
