@@ -4,6 +4,7 @@ Examples::
 
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG CHECKPOINT --out results.pkl --show-dir vis
+    python tools/test.py CONFIG CHECKPOINT --amp   # autocast: bfloat16 on CPU, float16 on GPUs
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 """
 import argparse
@@ -35,6 +36,10 @@ def parse_args() -> argparse.Namespace:
                         type=float,
                         default=2,
                         help='seconds each shown image stays on screen')
+    parser.add_argument('--amp',
+                        action='store_true',
+                        help='mixed-precision inference (the test loop runs under autocast: '
+                        'bfloat16 on CPU, float16 with CUDA)')
     add_runner_args(parser, 'test_dataloader.batch_size=1')
     return parse_runner_args(parser)
 
@@ -43,6 +48,8 @@ def build_config(args: argparse.Namespace) -> Config:
     """Load the config and apply the command-line overrides."""
     cfg = load_runner_config(args)
     cfg.load_from = args.checkpoint
+    if args.amp:
+        cfg.test_cfg = dict(cfg.get('test_cfg') or dict(type='TestLoop'), fp16=True)
     if args.show or args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     return cfg

@@ -87,6 +87,7 @@ def test_train_flags(monkeypatch):
         str(TINY_CONFIG), '--amp', '--auto-scale-lr', '--resume', '--cfg-options',
         'optim_wrapper.optimizer.lr=0.5'
     ])
+    monkeypatch.setattr(train.torch.cuda, 'is_available', lambda: True)
     cfg = train.build_config(train.parse_args())
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.loss_scale == 'dynamic'
@@ -95,3 +96,41 @@ def test_train_flags(monkeypatch):
     assert cfg.optim_wrapper.optimizer.lr == 0.5
     assert cfg.work_dir == './work_dirs/tiny_fcos_shapes'
     assert cfg.launcher == 'none'
+
+
+@pytest.mark.parametrize('cuda, extra, wrapper', [
+    (False, [], dict(type='AutocastOptimWrapper', dtype='bfloat16')),
+    (True, ['--amp-dtype', 'bfloat16'], dict(type='AmpOptimWrapper', dtype='bfloat16')),
+])
+def test_train_amp_picks_the_wrapper_of_the_machine(monkeypatch, cuda, extra, wrapper):
+    train = _load_tool('train')
+    monkeypatch.setattr(train.torch.cuda, 'is_available', lambda: cuda)
+    monkeypatch.setattr(sys, 'argv', ['train.py', str(TINY_CONFIG), '--amp', *extra])
+    cfg = train.build_config(train.parse_args())
+    assert {key: cfg.optim_wrapper.get(key) for key in wrapper} == wrapper
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--amp', '--amp-dtype', 'float16'], '--amp-dtype float16 needs CUDA'),
+    (['--amp-dtype', 'bfloat16'], '--amp-dtype needs --amp'),
+])
+def test_train_amp_refuses_what_the_machine_cannot_do(monkeypatch, argv, message):
+    train = _load_tool('train')
+    monkeypatch.setattr(train.torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(sys, 'argv', ['train.py', str(TINY_CONFIG), *argv])
+    with pytest.raises(ValueError, match=message):
+        train.build_config(train.parse_args())
+
+
+def test_train_and_test_amp_run_on_cpu(trained, shapes_root, tmp_path):
+    """``--amp`` used to crash on CPU (mmengine's AmpOptimWrapper asserts a GPU)."""
+    work_dir = tmp_path / 'amp'
+    output = run_tool(python_tool('train.py', TINY_CONFIG, '--amp', '--work-dir', work_dir,
+                                  '--cfg-options', *TWO_ITERS),
+                      cwd=shapes_root)
+    assert 'Epoch(train) [1][2/2]' in output
+    assert safe_load(work_dir / 'epoch_1.pth')['meta']['iter'] == 2
+    output = run_tool(python_tool('test.py', TINY_CONFIG, trained / 'epoch_1.pth', '--amp',
+                                  '--work-dir', tmp_path / 'test'),
+                      cwd=shapes_root)
+    assert 'coco/bbox_mAP: ' in output

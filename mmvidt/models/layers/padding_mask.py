@@ -1,15 +1,28 @@
 """Padding masks (True = padded pixel) at feature-map resolution."""
 from typing import Tuple
 
-import torch.nn.functional as F
+import numpy as np
+import torch
 from torch import Tensor
+
+
+def nearest_source_index(in_size: int, out_size: int, device: torch.device) -> Tensor:
+    """(out_size,) source index of PyTorch's legacy ``nearest`` rule along one axis.
+
+    ``min(floor(dst * scale), in_size - 1)`` with ``scale = in_size / out_size`` evaluated in
+    float32, exactly as ``F.interpolate(mode='nearest')`` computes it (so ties round alike).
+    """
+    scale = float(np.float32(in_size) / np.float32(out_size))  # a float32 value
+    index = (torch.arange(out_size, dtype=torch.float32, device=device) * scale).floor().long()
+    return index.clamp_(max=in_size - 1)
 
 
 def resize_padding_mask(mask: Tensor, size: Tuple[int, int]) -> Tensor:
     """Resize a boolean padding mask with PyTorch's legacy ``nearest`` rule.
 
     ``src = floor(dst * in / out)``, exactly what the official ViDT / DETR code does with
-    ``F.interpolate(mask[None].float(), size)`` (shrinking rounds the padded border down).
+    ``F.interpolate(mask[None].float(), size)`` (shrinking rounds the padded border down), read
+    off the mask by indexing instead of interpolating a float copy of it.
 
     Args:
         mask: (B, H, W) bool, True on padding.
@@ -21,6 +34,9 @@ def resize_padding_mask(mask: Tensor, size: Tuple[int, int]) -> Tensor:
     if min(size) <= 0:
         raise ValueError(f'cannot resize a padding mask of size {tuple(mask.shape[-2:])} to '
                          f'{tuple(size)}: the input image is too small for this feature level')
-    if tuple(mask.shape[-2:]) == tuple(size):
+    height, width = mask.shape[-2:]
+    if (height, width) == tuple(size):
         return mask
-    return F.interpolate(mask[:, None].float(), size=tuple(size), mode='nearest')[:, 0].bool()
+    rows = nearest_source_index(height, size[0], mask.device)
+    cols = nearest_source_index(width, size[1], mask.device)
+    return mask.index_select(1, rows).index_select(2, cols)

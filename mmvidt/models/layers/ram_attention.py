@@ -2,12 +2,13 @@
 from typing import Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import Tensor, nn
 from torch.nn.functional import scaled_dot_product_attention
 
-from .shifted_window import window_partition, window_reverse
+from .shifted_window import WindowLayout
 
 
 def relative_position_index(window_size: int) -> Tensor:
@@ -30,8 +31,12 @@ class ReconfiguredAttention(BaseModule):
     * [DET] x [PATCH, DET] (cross stages): the [DET] queries also attend to every patch token of
       the stage (global, not windowed), whose keys/values come from ``cross_patch``.
 
-    Patch tokens never attend to [DET] tokens. All attentions run through
-    ``scaled_dot_product_attention`` with the bias / masks as additive float masks.
+    Patch tokens never attend to [DET] tokens, so the two token kinds go through the shared
+    projections separately (no concatenation) and only the projections that are used are
+    computed (no queries for ``cross_patch``). Window attention runs through
+    ``scaled_dot_product_attention`` with the bias / shift mask as additive float masks, except
+    while the bias table is being trained: SDPA has no fused kernel with a mask gradient, so
+    the attention is written out then (same maths).
 
     Args:
         embed_dims: channels C.
@@ -73,61 +78,81 @@ class ReconfiguredAttention(BaseModule):
     def relative_position_bias(self) -> Tensor:
         """(heads, ws*ws, ws*ws) bias of patch x patch attention inside a window."""
         area = self.window_size**2
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        return bias.view(area, area, -1).permute(2, 0, 1)
+        table = self.relative_position_bias_table.t()  # (heads, (2ws-1)^2)
+        return table[:, self.relative_position_index.view(-1)].view(-1, area, area)
 
-    def _heads(self, qkv: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """(..., L, 3C) -> q, k, v each (..., heads, L, head_dim)."""
-        qkv = qkv.unflatten(-1, (3, self.num_heads, -1)).movedim(-3, 0).transpose(-3, -2)
-        return qkv[0], qkv[1], qkv[2]
+    def _project(self, tokens: Tensor, part: slice) -> Tensor:
+        """Rows ``part`` of the qkv projection (q: ``[0, C)``, k and v: ``[C, 3C)``)."""
+        bias = None if self.qkv.bias is None else self.qkv.bias[part]
+        return F.linear(tokens, self.qkv.weight[part], bias)
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Optional[Tensor]) -> Tensor:
+    def _heads(self, projected: Tensor, parts: int) -> Tensor:
+        """(B, L, parts * C) -> (parts, B, heads, L, head_dim) (a view)."""
+        batch, length = projected.shape[:2]
+        return projected.view(batch, length, parts, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """Fused attention of (n, heads, L, head_dim) inputs -> (n, L, heads, head_dim) (a view
+        of SDPA's output, which is laid out this way)."""
         drop = self.attn_drop if self.training else 0.
         return scaled_dot_product_attention(
-            q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
+            q, k, v, attn_mask=mask, dropout_p=drop, scale=self.scale).transpose(1, 2)
+
+    def _explicit_attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+        """``softmax(q k^T * scale + mask) v`` written out (gradient w.r.t. ``mask``), same
+        shapes as :meth:`_attend`."""
+        logits = (q * self.scale) @ k.transpose(-2, -1)
+        logits += mask
+        attn = F.dropout(logits.softmax(-1), self.attn_drop, self.training)
+        return (attn @ v).transpose(1, 2)
+
+    def _window_attention(self, qkv: Tensor, layout: WindowLayout) -> Tensor:
+        """(3, nW, heads, ws*ws, head_dim) projections -> (nW * ws*ws, C) attention output.
+
+        Windows that need the shift mask (the tail of the layout) are attended separately, so
+        that the mask is only added where it is needed and the bias broadcasts over the others.
+        """
+        bias = self.relative_position_bias()[None]  # (1, heads, ws*ws, ws*ws)
+        attend = self._explicit_attend if bias.requires_grad else self._attend
+        plain, mask = layout.num_plain, layout.shift_mask
+        if mask is None:
+            out = attend(*qkv.unbind(0), bias)
+        else:
+            plain_qkv, masked_qkv = qkv.split([plain, layout.num_windows - plain], dim=1)
+            out = attend(*masked_qkv.unbind(0), bias + mask)
+            if plain:
+                out = torch.cat([attend(*plain_qkv.unbind(0), bias), out])
+        return out.reshape(-1, self.embed_dims)
 
     def forward(self,
-                patch: Tensor,
+                windows: Tensor,
+                layout: WindowLayout,
                 det: Tensor,
-                shift_mask: Optional[Tensor] = None,
                 cross_patch: Optional[Tensor] = None,
                 cross_bias: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         """
         Args:
-            patch: (B, Hp, Wp, C) padded (and, in shifted blocks, cyclically shifted) patch map.
+            windows: (B * nW * ws*ws, C) normalised patch tokens in the window order of
+                ``layout`` (zero at padding).
+            layout: the block's :class:`WindowLayout` (window order, shift mask).
             det: (B, N, C) [DET] tokens (their positional embedding already added).
-            shift_mask: (nW, ws*ws, ws*ws) additive mask of shifted windows, or None.
             cross_patch: (B, L, C) patch tokens the [DET] tokens attend to (cross stages only),
                 i.e. the unpadded, unshifted normalised map plus its sinusoidal encoding.
             cross_bias: (B, 1, 1, L + N) additive mask of the [DET] attention (-100 on padding).
 
         Returns:
-            ``(patch_out (B, Hp, Wp, C), det_out (B, N, C))`` after the shared output projection.
+            ``(patch_out (B * H * W, C) in row-major token order, det_out (B, N, C))`` after the
+            shared output projection.
         """
-        B, Hp, Wp, C = patch.shape
-        N = det.shape[1]
-        # One shared projection for every token kind (as the pretrained Swin weights expect).
-        tokens = [patch.reshape(B, Hp * Wp, C), det]
-        if cross_patch is not None:
-            tokens.insert(1, cross_patch)
-        qkv = self.qkv(torch.cat(tokens, dim=1))
-        patch_qkv, det_qkv = qkv[:, :Hp * Wp], qkv[:, -N:]
-
-        # [PATCH] x [PATCH] inside windows.
-        windows = window_partition(patch_qkv.view(B, Hp, Wp, 3 * C), self.window_size)
-        bias = self.relative_position_bias().unsqueeze(0)  # (1, heads, ws*ws, ws*ws)
-        if shift_mask is not None:
-            bias = (bias + shift_mask.unsqueeze(1)).repeat(B, 1, 1, 1)
-        patch_out = self._attend(*self._heads(windows), bias)  # (B*nW, heads, ws*ws, hd)
-        patch_out = window_reverse(patch_out.transpose(1, 2).flatten(2), self.window_size, Hp, Wp)
+        area = self.window_size**2
+        qkv = self.qkv(windows).view(layout.num_windows, area, 3, self.num_heads, -1)
+        patch_out = self._window_attention(qkv.permute(2, 0, 3, 1, 4), layout)
+        patch_out = self.proj_drop(self.proj(patch_out.index_select(0, layout.token_rows)))
 
         # [DET] x [DET], or [DET] x [PATCH, DET] when cross-attention is on.
-        det_q, det_k, det_v = self._heads(det_qkv)
-        if cross_patch is not None:
-            _, cross_k, cross_v = self._heads(qkv[:, Hp * Wp:-N])
-            det_k = torch.cat([cross_k, det_k], dim=2)
-            det_v = torch.cat([cross_v, det_v], dim=2)
-        det_out = self._attend(det_q, det_k, det_v, cross_bias).transpose(1, 2).flatten(2)
-
-        out = self.proj_drop(self.proj(torch.cat([patch_out.view(B, Hp * Wp, C), det_out], 1)))
-        return out[:, :Hp * Wp].view(B, Hp, Wp, C), out[:, Hp * Wp:]
+        C = self.embed_dims
+        det_q = self._heads(self._project(det, slice(0, C)), 1).squeeze(0)
+        keys = det if cross_patch is None else torch.cat([cross_patch, det], dim=1)
+        det_k, det_v = self._heads(self._project(keys, slice(C, 3 * C)), 2).unbind(0)
+        det_out = self._attend(det_q, det_k, det_v, cross_bias).flatten(2)
+        return patch_out, self.proj_drop(self.proj(det_out))

@@ -1,6 +1,5 @@
 """One stage of Swin with RAM: its blocks, optional cross-attention inputs and the merge."""
-import math
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence
 
 import torch.utils.checkpoint as cp
 from mmengine.model import BaseModule, ModuleList
@@ -8,8 +7,23 @@ from torch import Tensor
 
 from .det_patch_merging import DetPatchMerging
 from .ram_cross_attention import cross_attention_inputs, patch_position_encoding
-from .shifted_window import shifted_window_mask
+from .shifted_window import window_layout
 from .swin_ram_block import SwinRAMBlock
+
+
+class SwinRAMStageOutput(NamedTuple):
+    """What a :class:`SwinRAMStage` returns for B maps of H x W patch tokens.
+
+    Attributes:
+        patch: (B, H, W, C_s) patch tokens after the blocks.
+        det: (B, N, C_s) [DET] tokens after the blocks.
+        merged_patch: (B, ceil(H/2), ceil(W/2), C_out) after the merge, None without merge.
+        merged_det: (B, N, C_out) [DET] tokens after the merge, None without merge.
+    """
+    patch: Tensor
+    det: Tensor
+    merged_patch: Optional[Tensor]
+    merged_det: Optional[Tensor]
 
 
 class SwinRAMStage(BaseModule):
@@ -57,42 +71,38 @@ class SwinRAMStage(BaseModule):
         self.patch_pos_encoding = patch_position_encoding(
             embed_dims) if cross_attention else None
 
-    def forward(self, x: Tensor, hw_shape: Tuple[int, int], det_pos: Tensor,
-                padding_mask: Optional[Tensor] = None
-                ) -> Tuple[Tensor, Optional[Tensor], Tuple[int, int]]:
+    def forward(self, patch: Tensor, det: Tensor, det_pos: Tensor,
+                padding_mask: Optional[Tensor] = None) -> SwinRAMStageOutput:
         """
         Args:
-            x: (B, H*W + N, C_s) joint sequence ``[patches; [DET] tokens]``.
-            hw_shape: (H, W).
+            patch: (B, H, W, C_s) patch tokens.
+            det: (B, N, C_s) [DET] tokens.
             det_pos: (1, N, pos_dim).
             padding_mask: (B, h, w) bool, required by cross-attention stages.
-
-        Returns:
-            ``(out, merged, merged_hw)``: ``out`` (B, H*W + N, C_s) after the blocks; ``merged``
-            (B, H'*W' + N, C_out) after the merge (None without merge) and its (H', W').
         """
-        H, W = hw_shape
-        num_det = x.shape[1] - H * W
+        B, H, W, C = patch.shape
         ws = self.window_size
-        shift_mask = None
-        if len(self.blocks) > 1:
-            shift_mask = shifted_window_mask(
-                math.ceil(H / ws) * ws, math.ceil(W / ws) * ws, ws, ws // 2, x.device).to(x.dtype)
+        # the window order of unshifted and shifted blocks, built once for all blocks
+        layouts = [
+            window_layout(B, H, W, ws, shift, patch.device, patch.dtype)
+            for shift in ((0, ws // 2) if len(self.blocks) > 1 else (0, ))
+        ]
         cross = None
         if self.cross_attention:
             if padding_mask is None:
                 raise ValueError('a cross-attention stage needs the padding mask')
-            cross = cross_attention_inputs(self.patch_pos_encoding, padding_mask, hw_shape,
-                                           num_det, x.dtype)
+            cross = cross_attention_inputs(self.patch_pos_encoding, padding_mask, (H, W),
+                                           det.shape[1], patch.dtype)
 
-        for block in self.blocks:
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, hw_shape, det_pos, shift_mask, cross,
-                                  use_reentrant=False)
+        tokens = patch.reshape(B, H * W, C)
+        for index, block in enumerate(self.blocks):
+            args = (tokens, det, det_pos, layouts[index % 2], cross)
+            if self.with_cp and tokens.requires_grad:
+                tokens, det = cp.checkpoint(block, *args, use_reentrant=False)
             else:
-                x = block(x, hw_shape, det_pos, shift_mask, cross)
+                tokens, det = block(*args)
+        patch = tokens.view(B, H, W, C)
 
         if self.downsample is None:
-            return x, None, hw_shape
-        merged, merged_hw = self.downsample(x, hw_shape)
-        return x, merged, merged_hw
+            return SwinRAMStageOutput(patch, det, None, None)
+        return SwinRAMStageOutput(patch, det, *self.downsample(patch, det))

@@ -1,5 +1,5 @@
 """ViDT's deformable decoder: a stack of layers with optional iterative box refinement."""
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.layers.transformer.utils import inverse_sigmoid
@@ -28,7 +28,8 @@ class ViDTDecoder(BaseModule):
 
     With box refinement (``reg_branches`` given), the box head of level 0 already turns the
     input-independent 2-d reference points into boxes *before* the first layer, so every layer
-    samples around a 4-d box; after layer k the box head k refines it (docs/official_behaviour.md#reference-points).
+    samples around a 4-d box; after layer k the box head k refines it
+    (docs/official_behaviour.md#reference-points).
 
     Args:
         num_layers: number of decoder layers.
@@ -46,8 +47,7 @@ class ViDTDecoder(BaseModule):
                 query_pos: Tensor,
                 reference_points: Tensor,
                 memory: Tensor,
-                spatial_shapes: Tensor,
-                level_start_index: Tensor,
+                spatial_shapes: Sequence[Tuple[int, int]],
                 valid_ratios: Tensor,
                 memory_padding_mask: Optional[Tensor],
                 reg_branches: Optional[nn.ModuleList] = None) -> Tuple[Tensor, List[Tensor]]:
@@ -56,7 +56,7 @@ class ViDTDecoder(BaseModule):
             query: (B, N, d) projected [DET] tokens (hidden state of level 0).
             query_pos: (B, N, d).
             reference_points: (B, N, 2) initial normalised (cx, cy).
-            memory: (B, S, d); spatial_shapes (L, 2); level_start_index (L,).
+            memory: (B, S, d), S = sum_l H_l * W_l; spatial_shapes: the L (H_l, W_l).
             valid_ratios: (B, L, 2) valid (w, h) fraction of each level.
             memory_padding_mask: (B, S) bool.
             reg_branches: the head's ``num_layers + 1`` box branches for refinement, or None.
@@ -73,9 +73,10 @@ class ViDTDecoder(BaseModule):
         if reg_branches is not None:
             reference_points = refine_reference(reg_branches[0], query, reference_points)
         for index, layer in enumerate(self.layers):
-            scale = valid_ratios if reference_points.shape[-1] == 2 else valid_ratios.repeat(1, 1, 2)
+            boxes = reference_points.shape[-1] == 4
+            scale = valid_ratios.repeat(1, 1, 2) if boxes else valid_ratios
             query = layer(query, query_pos, reference_points[:, :, None] * scale[:, None], memory,
-                          spatial_shapes, level_start_index, memory_padding_mask)
+                          spatial_shapes, memory_padding_mask)
             hidden_states.append(query)
             references.append(reference_points)
             if reg_branches is not None:

@@ -1,5 +1,5 @@
 """One layer of ViDT's encoder-free deformable decoder."""
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -50,7 +50,7 @@ class ViDTDecoderLayer(BaseModule):
         self.norm3 = nn.LayerNorm(embed_dims)
 
     def forward(self, query: Tensor, query_pos: Tensor, reference_points: Tensor,
-                memory: Tensor, spatial_shapes: Tensor, level_start_index: Tensor,
+                memory: Tensor, spatial_shapes: Sequence[Tuple[int, int]],
                 memory_padding_mask: Optional[Tensor]) -> Tensor:
         """
         Args:
@@ -58,7 +58,7 @@ class ViDTDecoderLayer(BaseModule):
             query_pos: (B, N, d) or (1, N, d) their position embedding.
             reference_points: (B, N, L, 2|4), already scaled by the valid ratios.
             memory: (B, S, d) flattened patch tokens of all levels.
-            spatial_shapes: (L, 2) int64; level_start_index: (L,) int64.
+            spatial_shapes: the L level shapes (H_l, W_l) as Python ints.
             memory_padding_mask: (B, S) bool, True at padding.
 
         Returns:
@@ -68,7 +68,7 @@ class ViDTDecoderLayer(BaseModule):
         attended = self.self_attn(q, k, query, need_weights=False)[0]
         query = self.norm2(query + self.dropout2(attended))
         attended = self.cross_attn(query + query_pos, reference_points, memory, spatial_shapes,
-                                   level_start_index, memory_padding_mask)
+                                   value_padding_mask=memory_padding_mask)
         query = self.norm1(query + self.dropout1(attended))
         ffn = self.linear2(self.dropout3(self.activation(self.linear1(query))))
         return self.norm3(query + self.dropout4(ffn))

@@ -6,7 +6,6 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
-from mmvidt.ops import msda_level_start_index
 from ..backbones.ram_backbone import RAMOutput
 from ..layers.padding_mask import resize_padding_mask
 from ..layers.token_label_branch import TokenLabelBranch
@@ -146,9 +145,11 @@ class ViDTNeck(BaseModule):
 
     def project_queries(self, det_tokens: Tensor, det_pos: Tensor) -> Tuple[Tensor, Tensor]:
         """(B, C_T, N) tokens and (1, C_E, N) positions -> (B, N, d) queries and (1, N, d)."""
+        # contiguous (B, N, d): a strided input sends the decoder's linear layers through
+        # batched matmuls with the weight copied per query under bf16 autocast
         query = self.tgt_proj(det_tokens.unsqueeze(-1)).squeeze(-1).transpose(1, 2)
         query_pos = self.query_pos_proj(det_pos.unsqueeze(-1)).squeeze(-1).transpose(1, 2)
-        return query, query_pos
+        return query.contiguous(), query_pos.contiguous()
 
     def forward(self,
                 body: RAMOutput,
@@ -167,15 +168,14 @@ class ViDTNeck(BaseModule):
         query_pos = query_pos.expand(batch, -1, -1)
         reference_points = self.reference_points(query_pos).sigmoid()
 
-        spatial_shapes = torch.tensor([m.shape[-2:] for m in memory], dtype=torch.long,
-                                      device=query.device)
-        level_start_index = msda_level_start_index(spatial_shapes)
+        # level shapes as host ints: no device copy, symbolic when compiled / exported
+        spatial_shapes = [tuple(m.shape[-2:]) for m in memory]
         flat_memory = torch.cat([m.flatten(2).transpose(1, 2) for m in memory], 1)
         flat_mask = torch.cat([m.flatten(1) for m in masks], 1)
         valid_ratios = torch.stack([valid_ratios_of(m) for m in masks], 1)
         hidden_states, references = self.decoder(query, query_pos, reference_points, flat_memory,
-                                                  spatial_shapes, level_start_index, valid_ratios,
-                                                  flat_mask, reg_branches)
+                                                  spatial_shapes, valid_ratios, flat_mask,
+                                                  reg_branches)
         token_logits = None
         if self.token_branch is not None and self.training:
             token_logits = self.token_branch(memory, masks)

@@ -12,7 +12,6 @@ from torch import Tensor
 
 from mmvidt.models.backbones.ram_backbone import RAMBackbone, RAMOutput
 from mmvidt.models.backbones.swin_ram import SwinRAM
-from mmvidt.models.layers.swin_ram_stage import SwinRAMStage
 from mmvidt.official.swin import convert_swin_ram_backbone, swin_ram_kwargs_from_official_args
 from mmvidt.utils.state_dict import check_state_dict
 
@@ -53,9 +52,7 @@ def recorded_stages(backbone: RAMBackbone) -> Iterator[Dict[str, List[Optional[T
                 record['cross_masks'][index] = args[3]  # (x, ..., det_pos, padding_mask)
 
         def record_det(_module, _args, output):
-            # Swin stages return the joint [patches; DET] sequence first, CoaT stages the tokens
-            record['det_tokens'][index] = (output[0][:, -backbone.det_token_num:] if isinstance(
-                stage, SwinRAMStage) else output[1])
+            record['det_tokens'][index] = output[1]  # (patch, det, ...) for every RAM stage
 
         return stage.register_forward_pre_hook(record_mask), stage.register_forward_hook(
             record_det)

@@ -18,6 +18,7 @@ from mmvidt.official.vidt_detector import convert_vidt_detector, vidt_model_from
 from mmvidt.models.detectors.vidt import ViDT
 from mmvidt.models.layers.vidt_decoder import refine_reference
 from mmvidt.models.necks.vidt_neck import ViDTNeckOutput
+from mmvidt.ops import msda_level_start_index
 from .recording import record_module_calls
 from .vidt_backbone import ram_backbone_rows, recorded_stages
 
@@ -237,8 +238,9 @@ def detector_forward_outputs(model: ViDT,
         f'{INTERMEDIATE}.hs': neck.hidden_states,
         f'{INTERMEDIATE}.init_reference': neck.references[0],
         f'{INTERMEDIATE}.inter_references': torch.stack(neck.references[1:] + [final_reference]),
-        f'{INTERMEDIATE}.msda_spatial_shapes': msda_calls[0][3],
-        f'{INTERMEDIATE}.msda_level_start_index': msda_calls[0][4],
+        f'{INTERMEDIATE}.msda_spatial_shapes': torch.tensor(msda_calls[0][3]),
+        f'{INTERMEDIATE}.msda_level_start_index': msda_level_start_index(
+            torch.tensor(msda_calls[0][3])),
     })
     for level in range(cls_scores.shape[0] - 1):
         produced[f'outputs.aux_outputs.{level}.pred_logits'] = cls_scores[level]
