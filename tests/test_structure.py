@@ -121,3 +121,14 @@ def test_missing_fixtures_fail_under_ci_and_skip_elsewhere(ci, outcome, tmp_path
                           text=True, timeout=300)
     assert f'1 {outcome}' in proc.stdout, proc.stdout[-2000:]
     assert (proc.returncode != 0) == (outcome == 'error')
+
+
+def test_python_lines_fit_in_100_columns():
+    """The line limit of the project (yapf's column_limit in pyproject.toml), everywhere."""
+    repo = PACKAGE.parent
+    long_lines = [f'{path.relative_to(repo)}:{number}'
+                  for folder in ('mmvidt', 'tools', 'tests', 'configs')
+                  for path in sorted((repo / folder).rglob('*.py'))
+                  for number, line in enumerate(path.read_text().splitlines(), 1)
+                  if len(line) > 100]
+    assert long_lines == []

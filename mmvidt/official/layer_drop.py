@@ -1,4 +1,5 @@
-"""Decoding-layer drop (ViDT paper Sec. 3.3): a ViDT with fewer decoder layers from a full checkpoint.
+"""Decoding-layer drop (ViDT paper Sec. 3.3): a ViDT with fewer decoder layers from a full
+checkpoint.
 
 Dropping the last k of L decoder layers keeps decoder layers ``0 .. L-k-1`` and the prediction
 heads ``0 .. L-k`` (head ``i`` was trained on the output of decoder layer ``i``, head 0 on the

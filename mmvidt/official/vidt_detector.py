@@ -28,7 +28,8 @@ VIDT_NECK_HEAD_RULES: Sequence[KeyRule] = (
     (r'bbox_embed\.(\d+)\.layers\.2\.(weight|bias)', r'bbox_head.reg_branches.\1.4.\2'),
 )
 #: Official keys no forward uses: the never-used level embedding and the decoder's alias of
-#: ``bbox_embed`` (the same tensors under a second name; docs/official_behaviour.md#unused-parameters).
+#: ``bbox_embed`` (the same tensors under a second name;
+#: docs/official_behaviour.md#unused-parameters).
 VIDT_UNUSED = re.compile(r'transformer\.level_embed|transformer\.decoder\.bbox_embed\.')
 
 

@@ -1,6 +1,7 @@
 """Official ViDT+ (naver-ai/vidt, branch ``vidt-plus``) -> mmvidt: keys, config, dispatch.
 
-ViDT+ checkpoints come in two layouts (docs/official_behaviour.md#vidt-plus-layouts): the full training layout (EPFF,
+ViDT+ checkpoints come in two layouts (docs/official_behaviour.md#vidt-plus-layouts): the full
+training layout (EPFF,
 IoU-aware head, token-label head, UQR vector head) and the box-evaluation layout, which only
 has the detection path (EPFF + [DET] tokens). :func:`convert_vidt_checkpoint` accepts both, as
 well as plain ViDT checkpoints, and reports which components it found.

@@ -21,7 +21,8 @@ def main() -> int:
     matched = 0
     for path in args.fixtures:
         if not os.path.isfile(path):
-            rows = [ParityRow(os.path.basename(path), '-', None, None, 'FAIL', f'no such file: {path}')]
+            rows = [ParityRow(os.path.basename(path), '-', None, None, 'FAIL',
+                              f'no such file: {path}')]
         else:
             try:
                 rows = check_fixture(path)

@@ -19,7 +19,8 @@ class CoaTLiteRAM(RAMBackbone):
     """CoaT-Lite (`Xu et al. <https://arxiv.org/abs/2104.06399>`_) with N [DET] tokens (ViDT).
 
     Four serial stages of factorized conv-attention; [DET] tokens run next to the patch tokens
-    (ViDT paper Sec. 4): [DET] x [DET] self-attention, or [DET] x [PATCH, DET] in the stages listed by
+    (ViDT paper Sec. 4): [DET] x [DET] self-attention, or [DET] x [PATCH, DET] in the stages listed
+    by
     ``cross_indices``. Each stage has its own class token; the [DET] tokens are widened between
     stages by their own Linear + LayerNorm. An extra patch embedding (2x2, stride 2) of the last
     stage's map gives the stride-64 level (``pos_dim`` channels, as the official code).

@@ -28,7 +28,8 @@ def instance_masks(gt_instances: InstanceData, device: torch.device) -> Tensor:
 
 @MODELS.register_module()
 class ViDTPlusHead(ViDTHead):
-    """Head of ViDT+ (UQR, IoU-aware and token-labelling losses of the ViDT+ paper), a :class:`ViDTHead` with optional extras.
+    """Head of ViDT+ (UQR, IoU-aware and token-labelling losses of the ViDT+ paper), a
+    :class:`ViDTHead` with optional extras.
 
     * IoU-aware branch (``loss_iou_aware``): one MLP per level (shared without box refinement)
       predicting an IoU logit per query; trained with :class:`IoUAwareLoss` at every supervised

@@ -15,7 +15,8 @@ from .class_logit_mapping import ClassLogitIndices, ClassLogitMappingMixin
 
 @MODELS.register_module()
 class ViDTWoNeckHead(ClassLogitMappingMixin, DETRHead):
-    """The RAM-only detector head of ViDT (ViDT paper Sec. 4, "w/o neck"), built on mmdet's DETR head.
+    """The RAM-only detector head of ViDT (ViDT paper Sec. 4, "w/o neck"), built on mmdet's DETR
+    head.
 
     The backbone's final [DET] tokens (B, C_T, N) go through a 1x1 conv + GroupNorm(32)
     (``input_proj``, statistics over all N tokens of an image), then a 3-layer class MLP with

@@ -17,7 +17,8 @@ class CoaTRAMBlock(BaseModule):
 
     The residual stream is ``[cls; patches (H*W, row-major); [DET] tokens (N)]``. Unlike the
     original CoaT, ViDT applies the conv position encoding *after* ``norm1`` inside the residual
-    branch (docs/official_behaviour.md#coat-cpe-after-norm); the cross-attention patch tokens are the normalised patches (before
+    branch (docs/official_behaviour.md#coat-cpe-after-norm); the cross-attention patch tokens are
+    the normalised patches (before
     the CPE) plus the stage's sine encoding.
 
     Args:

@@ -1,6 +1,7 @@
 """UQR mask vectors: low-frequency 2-D DCT coefficients of box-aligned instance masks.
 
-ViDT+ (UQR, ViDT+ paper) represents the mask of each query by the first ``num_coeffs`` zigzag-ordered
+ViDT+ (UQR, ViDT+ paper) represents the mask of each query by the first ``num_coeffs``
+zigzag-ordered
 coefficients of the orthonormal 2-D DCT-II of its ``mask_size`` x ``mask_size`` box-aligned mask.
 The transform matrix comes from ``scipy.fft.dct`` (a library DCT); applying it as two matrix
 products keeps the whole encoding / decoding on the device of the masks.

@@ -11,7 +11,8 @@ from torch import Tensor, nn
 class IoUAwareLoss(nn.Module):
     """``loss_weight * sum_i BCE_logits(iou_logit_i, IoU(pred_i, gt_i)) / avg_factor``.
 
-    Official behaviour (docs/official_behaviour.md#iou-aware-target): the target is the plain IoU of each matched prediction
+    Official behaviour (docs/official_behaviour.md#iou-aware-target): the target is the plain IoU of
+    each matched prediction
     with its ground truth and it is **not detached**, so the loss also sends gradients through the
     target into the box branch. ``detach_target=True`` stops that gradient (the usual choice in
     IoU-aware detectors); the loss value is the same either way.

@@ -1,4 +1,5 @@
-"""ViDT+ token labelling (ViDT+ paper; docs/official_behaviour.md#token-label-borders): soft per-token class targets from instance masks and
+"""ViDT+ token labelling (ViDT+ paper; docs/official_behaviour.md#token-label-borders): soft
+per-token class targets from instance masks and
 the focal + dice loss on the token logits of the decoder memory."""
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -56,7 +56,8 @@ class EPFF(BaseModule):
     2. from the coarsest level down, each level is fused with the upsampled result of the
        coarser one (:class:`FusionBlock`).
 
-    The outputs are returned **coarse -> fine** (official order, docs/official_behaviour.md#epff-order): this order is
+    The outputs are returned **coarse -> fine** (official order,
+    docs/official_behaviour.md#epff-order): this order is
     the decoder's level order (sampling-offset layout, masks, valid ratios).
 
     Args:
