@@ -11,6 +11,7 @@ count, epochs and batch.
 import ast
 import copy
 import functools
+import importlib.util
 import re
 from pathlib import Path
 from typing import Optional
@@ -188,6 +189,40 @@ def test_config_builds_to_the_official_model(path):
     expected = official_param_count(path, cfg)
     if expected is not None:
         assert count == expected
+
+
+def flops_input_size(path: Path) -> tuple:
+    """(H, W) at which the model index gives FLOPs (its header says the same)."""
+    if is_classification(path):
+        return 224, 224
+    return (160, 160) if path.name.endswith('_shapes.py') else (800, 1333)
+
+
+@functools.lru_cache(maxsize=None)
+def flops_tool():
+    spec = importlib.util.spec_from_file_location(
+        'get_flops_tool', REPO / 'tools' / 'analysis_tools' / 'get_flops.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize('path', [
+    path if is_classification(path) or path.name.endswith('_shapes.py') else pytest.param(
+        path, marks=pytest.mark.slow) for path in LEAF_CONFIGS
+], ids=config_id)
+def test_model_index_flops_are_what_get_flops_counts(path):
+    """FLOPs (multiply-adds) of one inference forward, attention and deformable sampling in."""
+    cfg = load(path)
+    cfg.model.backbone.pop('init_cfg', None)
+    if 'teacher_ckpt' in cfg.model:
+        cfg.model.teacher_ckpt = None
+    init_default_scope('mmpretrain' if is_classification(path) else 'mmdet')
+    model = (CLS_MODELS if is_classification(path) else DET_MODELS).build(cfg.model)
+    tool = flops_tool()
+    inputs, samples = tool.synthetic_detection_batch(1, *flops_input_size(path), 1)
+    macs = sum(tool.count_flops(model, inputs, samples).values()) // 2
+    assert INDEX[str(path.relative_to(REPO))]['Metadata']['FLOPs'] == macs
 
 
 def flatten(value, prefix: str = '') -> dict:
