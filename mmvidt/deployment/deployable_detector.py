@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from mmvidt.models.dense_heads.vidt_plus_head import ViDTPlusHead
 from mmvidt.models.detectors.vidt import ViDT
 from mmvidt.models.detectors.vidt_wo_neck import ViDTWoNeck
-from mmvidt.ops import MSDeformAttn
+
+from .msda_export import check_exportable_msda_backend, set_msda_backend
 
 #: Output names of the contract, in order (masks only for mask-predicting heads).
 DEPLOY_OUTPUTS = ('scores', 'labels', 'bboxes', 'masks')
@@ -67,23 +68,29 @@ def paste_masks_in_image(masks: Tensor, boxes: Tensor, height, width,
 class DeployableDetector(nn.Module):
     """Wrap a built mmvidt detector into the contract of the module docstring.
 
-    Its multi-scale deformable attention runs the pure-PyTorch reference, which exports through
-    standard ONNX operators (``GridSample``); the compiled kernels cannot be exported.
+    The detector is put in eval mode and its multi-scale deformable attention layers are set to
+    ``msda_backend`` (see :mod:`mmvidt.deployment.msda_export`: ``'pytorch'`` traces the
+    ``grid_sample`` reference, ``'cpu'`` / ``'cuda'`` the compiled operator ``mmvidt::msda``; ONNX
+    export turns both into ``GridSample``).
 
     Args:
         detector: a built :class:`ViDT` (incl. ViDT+ heads, the distiller's student) or
-            :class:`ViDTWoNeck`, in eval mode.
+            :class:`ViDTWoNeck`.
+        msda_backend: ``'pytorch'``, ``'cpu'`` or ``'cuda'`` (``'auto'`` is refused).
     """
 
-    def __init__(self, detector: nn.Module) -> None:
+    def __init__(self, detector: nn.Module, msda_backend: str = 'pytorch') -> None:
         super().__init__()
         if not isinstance(detector, (ViDT, ViDTWoNeck)):
             raise TypeError(f'DeployableDetector exports mmvidt ViDT detectors (ViDT, ViDT+, '
                             f'ViDT without neck), got {type(detector).__name__}')
-        self.detector = detector.eval()
-        for module in detector.modules():
-            if isinstance(module, MSDeformAttn):
-                module.backend = 'pytorch'
+        device = next(detector.parameters()).device
+        check_exportable_msda_backend(msda_backend, device.type)
+        self.detector = detector
+        #: what the MSDA layers run (ONNX export traces the reference instead)
+        self.msda_backend = msda_backend
+        set_msda_backend(detector, msda_backend)
+        self.eval()  # (the detector with it)
         head = detector.bbox_head
         num_labels = int((head.logit_to_label >= 0).sum())
         num_queries = detector.backbone.det_token_num
