@@ -23,8 +23,10 @@ MIN_OPSET = 16
 #: tolerances of the verification: scores, box pixels, fraction of mask pixels (masks are
 #: thresholded: boxes that differ by float rounding may flip a pixel on a mask's contour)
 SCORE_ATOL, BOX_ATOL, MASK_PIXEL_FRACTION = 1e-4, 1e-3, 1e-3
-#: range of the dynamic image sides, in pixels
-MIN_SIDE, MAX_SIDE = 96, 4096
+#: range of the dynamic image sides, in pixels: from 225 the stride-32 stage of Swin-RAM (7 x 7
+#: windows) has at least 2 window rows and columns, so the window layout (plain and shift-masked
+#: windows) has the same structure for every size of the range
+MIN_SIDE, MAX_SIDE = 225, 4096
 
 
 class ExportCheckError(RuntimeError):
@@ -54,8 +56,11 @@ def export_program(deployable: DeployableDetector, images: Tensor,
     ``deployable.output_names`` order), MSDA with the wrapper's own backend."""
     check_batch(images, dynamic)
     with torch.no_grad():
+        # deferred runtime asserts: facts true for every size that torch's prover cannot show
+        # (e.g. w < w * w for a size w >= 2) become checks in the program instead of failures
         return torch.export.export(deployable, (images, ),
-                                   dynamic_shapes=dynamic_shapes_for(dynamic), strict=False)
+                                   dynamic_shapes=dynamic_shapes_for(dynamic), strict=False,
+                                   prefer_deferred_runtime_asserts_over_guards=True)
 
 
 def run_onnx(path: str, images: Tensor) -> Dict[str, np.ndarray]:

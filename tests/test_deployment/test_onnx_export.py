@@ -163,3 +163,36 @@ def test_bad_export_settings_are_refused(tmp_path):
     with pytest.raises(ValueError, match='batch >= 2'):
         export_onnx(deployable, torch.randn(1, 3, 96, 96), str(tmp_path / 'a.onnx'), dynamic=True)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('config', [VIDT, VIDT_PLUS])
+def test_dynamic_graph_matches_predict_at_other_sizes(config, tmp_path):
+    """One graph for every batch and image size: exported on 2 x 256 x 288, checked by the export
+    on 3 x 225 x 360, compared with predict at 1 x 240 x 320 here."""
+    model = build_detector(config)
+    deployable = DeployableDetector(model)
+    path = tmp_path / 'dynamic.onnx'
+    images, _ = synthetic_detection_batch(2, 256, 288, 4)
+    diffs = export_onnx(deployable, images, str(path), dynamic=True, check_shapes=[(3, 225, 360)])
+    assert set(diffs) == {'2x3x256x288', '3x3x225x360'}
+    other, _ = synthetic_detection_batch(1, 240, 320, 4, seed=2)
+    assert_matches_predict(run_onnx(str(path), other), model, predict_detections(model, other))
+
+
+def test_torch_export_with_dynamic_sizes_round_trips(tmp_path):
+    """``torch.export`` of the wrapper with dynamic B / H / W, the compiled MSDA kept as the
+    ``mmvidt::msda`` operator, saved and loaded, runs another size like the eager wrapper."""
+    backend = 'cpu' if 'cpu' in available_msda_backends() else 'pytorch'
+    deployable = DeployableDetector(build_detector(VIDT), backend)
+    images, _ = synthetic_detection_batch(2, 256, 288, 4)
+    program = onnx_export.export_program(deployable, images, dynamic=True)
+    targets = {str(node.target) for node in program.graph.nodes}
+    assert ('mmvidt.msda.default' in targets) == (backend == 'cpu')
+    torch.export.save(program, tmp_path / 'vidt.pt2')
+    loaded = torch.export.load(tmp_path / 'vidt.pt2')
+    other, _ = synthetic_detection_batch(3, 232, 300, 4, seed=3)
+    with torch.no_grad():
+        got, expected = loaded.module()(other), deployable(other)
+    for name, value, reference in zip(deployable.output_names, got, expected, strict=True):
+        assert value.shape == reference.shape, name
+        torch.testing.assert_close(value, reference, atol=1e-4, rtol=0, msg=name)

@@ -7,7 +7,7 @@ The graph follows the deployment contract of :mod:`mmvidt.deployment.deployable_
 input ``images`` (B, 3, H, W) float32 normalised as the config's data_preprocessor does it;
 outputs ``scores`` (B, K), ``labels`` (B, K) int64, ``bboxes`` (B, K, 4) xyxy in input pixels
 and, for ViDT+ instance configs, ``masks`` (B, K, H, W) bool. ``--dynamic`` makes B, H and W
-dynamic (sides 96..4096). Multi-scale deformable attention is exported as ``GridSample``
+dynamic (sides 225..4096). Multi-scale deformable attention is exported as ``GridSample``
 (opset >= 16); ``--msda-backend`` chooses what the PyTorch model that the file is checked against
 runs (``pytorch`` reference or a compiled kernel; ``auto`` is refused). The exported file is
 checked with onnxruntime before it is kept (``--shape`` and, when dynamic, a second size and

@@ -3,7 +3,7 @@ from typing import Tuple
 
 import torch
 from torch import Tensor
-from torch.fx.experimental.symbolic_shapes import guard_or_false
+from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 
 def nearest_source_index(in_size: int, out_size: int, device: torch.device) -> Tensor:
@@ -37,7 +37,7 @@ def resize_padding_mask(mask: Tensor, size: Tuple[int, int]) -> Tensor:
                          f'{tuple(size)}: the input image is too small for this feature level')
     height, width = mask.shape[-2:]
     # (only when provably equal: a symbolic size must not be specialised to take the shortcut)
-    if guard_or_false(height == size[0]) and guard_or_false(width == size[1]):
+    if statically_known_true(height == size[0]) and statically_known_true(width == size[1]):
         return mask
     rows = nearest_source_index(height, size[0], mask.device)
     cols = nearest_source_index(width, size[1], mask.device)
