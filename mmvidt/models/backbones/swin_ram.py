@@ -7,6 +7,7 @@ from mmdet.registry import MODELS
 from mmengine.model import ModuleList
 from torch import Tensor, nn
 
+from ..layers.corner_padding import CornerPadding
 from ..layers.padding_mask import resize_padding_mask
 from ..layers.swin_ram_stage import SwinRAMStage
 from .ram_backbone import RAMBackbone, RAMOutput
@@ -147,6 +148,7 @@ class SwinRAM(RAMBackbone):
             stride=patch_size,
             padding='corner',
             norm_cfg=dict(type='LN') if patch_norm else None)
+        self.patch_embed.adaptive_padding = CornerPadding(patch_size)  # exports with dynamic H, W
         self.drop_after_pos = nn.Dropout(drop_rate)
         self._build_det_tokens(self.embed_dims)
 

@@ -37,9 +37,10 @@ class DetPatchMerging(BaseModule):
             ``(patch (B, ceil(H/2), ceil(W/2), out_channels), det (B, N, out_channels))``.
         """
         B, H, W, C = patch.shape
-        if H % 2 or W % 2:
-            patch = F.pad(patch, (0, 0, 0, W % 2, 0, H % 2))
         h, w = (H + 1) // 2, (W + 1) // 2
+        # padded to (2h, 2w) unconditionally (zero amounts when even): no branch on the parity,
+        # which would fix a dynamic size under torch.export
+        patch = F.pad(patch, (0, 0, 0, 2 * w - W, 0, 2 * h - H))
         # (B, h, row parity, w, col parity, C) -> channel blocks ordered col parity, row parity.
         patch = patch.view(B, h, 2, w, 2, C).permute(0, 1, 3, 4, 2, 5).reshape(B, h, w, 4 * C)
         return (self.reduction(self.norm(patch)),

@@ -55,7 +55,8 @@ def build_window_layout(batch: int, height: int, width: int, window_size: int, s
                         device: torch.device, dtype: torch.dtype) -> WindowLayout:
     """The :class:`WindowLayout` of a (batch, height, width) token map (uncached)."""
     ws = window_size
-    rows, cols = -(-height // ws), -(-width // ws)  # window rows / columns
+    # window rows / columns (ceil without negative floor division, which ONNX would truncate)
+    rows, cols = (height + ws - 1) // ws, (width + ws - 1) // ws
     padded_h, padded_w = rows * ws, cols * ws
     # rank of window (wy, wx) among the plain or among the masked windows of an image, both in
     # row-major order; with shift the masked ones are the last column, then the last row
@@ -72,13 +73,20 @@ def build_window_layout(batch: int, height: int, width: int, window_size: int, s
     num_plain = rows * cols - num_masked
 
     # token (y, x) sits at (y - shift, x - shift) of the rolled, padded map
-    y = (torch.arange(height) + (padded_h - shift)) % padded_h
-    x = (torch.arange(width) + (padded_w - shift)) % padded_w
-    wy, wx = (y // ws)[:, None], (x // ws)[None, :]
+    # (written without ``% padded``: a tensor modulo a symbolic size does not export to ONNX)
+    y, x = torch.arange(height) - shift, torch.arange(width) - shift
+    y, x = torch.where(y < 0, y + padded_h, y), torch.where(x < 0, x + padded_w, x)
+    # window of each token, as a flat (row-major) index into the (rows, cols) window grid
+    # (a 1-d gather: ONNX exports the broadcast 2-d indexing into a wrong GatherND)
+    cell = ((y // ws)[:, None] * cols + (x // ws)[None, :]).flatten()
+
+    def per_token(grid: Tensor) -> Tensor:  # (rows, cols) -> (height, width) by token
+        return grid.flatten().index_select(0, cell).view(height, width)
+
     image = torch.arange(batch)[:, None, None]
-    window = torch.where(masked[wy, wx],
-                         batch * num_plain + image * num_masked + masked_rank[wy, wx],
-                         image * num_plain + plain_rank[wy, wx])
+    window = torch.where(per_token(masked),
+                         batch * num_plain + image * num_masked + per_token(masked_rank),
+                         image * num_plain + per_token(plain_rank))
     in_window = (y % ws)[:, None] * ws + (x % ws)[None, :]
     token_rows = (window * ws * ws + in_window).flatten()
 

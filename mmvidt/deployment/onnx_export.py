@@ -1,0 +1,146 @@
+"""Export a :class:`DeployableDetector` with ``torch.export`` and to ONNX, checked against PyTorch.
+
+Both go through ``torch.export`` (non-strict): shape arithmetic stays symbolic, so a dynamic
+program / graph is valid for every batch size and image size in its range. For ONNX the
+MSDA is traced as the reference's ``GridSample`` form whatever the wrapper's backend
+(:mod:`mmvidt.deployment.msda_export`), and ``torch.onnx`` translates the program (opset >= 16). Every ONNX export is verified: onnxruntime runs the file on the
+example images and on further (batch, height, width) inputs of a dynamic graph, and its outputs
+must match the PyTorch wrapper's, otherwise the file is removed and the export fails. A graph is
+never silently wrong.
+"""
+import os
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .deployable_detector import DeployableDetector
+from .msda_export import msda_backend_set
+
+#: the oldest opset with ``GridSample``
+MIN_OPSET = 16
+#: tolerances of the verification: scores, box pixels, fraction of mask pixels (masks are
+#: thresholded: boxes that differ by float rounding may flip a pixel on a mask's contour)
+SCORE_ATOL, BOX_ATOL, MASK_PIXEL_FRACTION = 1e-4, 1e-3, 1e-3
+#: range of the dynamic image sides, in pixels: from 225 the stride-32 stage of Swin-RAM (7 x 7
+#: windows) has at least 2 window rows and columns, so the window layout (plain and shift-masked
+#: windows) has the same structure for every size of the range
+MIN_SIDE, MAX_SIDE = 225, 4096
+
+
+class ExportCheckError(RuntimeError):
+    """The exported graph does not reproduce the PyTorch model."""
+
+
+def dynamic_shapes_for(dynamic: bool) -> Optional[Dict[str, Dict[int, torch.export.Dim]]]:
+    """``torch.export`` dims of the ``images`` input: batch, height and width when dynamic."""
+    if not dynamic:
+        return None
+    return {'images': {0: torch.export.Dim('batch', min=1, max=64),
+                       2: torch.export.Dim('height', min=MIN_SIDE, max=MAX_SIDE),
+                       3: torch.export.Dim('width', min=MIN_SIDE, max=MAX_SIDE)}}
+
+
+def check_batch(images: Tensor, dynamic: bool) -> None:
+    """A dynamic export needs example images of batch >= 2: ``torch.export`` would fix a batch
+    of 1 in the graph (it specialises sizes 0 and 1)."""
+    if dynamic and images.shape[0] < 2:
+        raise ValueError(f'a dynamic export needs example images of batch >= 2 (a batch of 1 '
+                         f'would be fixed in the graph), got shape {tuple(images.shape)}')
+
+
+def export_program(deployable: DeployableDetector, images: Tensor,
+                   dynamic: bool = False) -> torch.export.ExportedProgram:
+    """``torch.export.export`` of the wrapper (input ``images``; outputs in
+    ``deployable.output_names`` order), MSDA with the wrapper's own backend."""
+    check_batch(images, dynamic)
+    with torch.no_grad():
+        # deferred runtime asserts: facts true for every size that torch's prover cannot show
+        # (e.g. w < w * w for a size w >= 2) become checks in the program instead of failures
+        return torch.export.export(deployable, (images, ),
+                                   dynamic_shapes=dynamic_shapes_for(dynamic), strict=False,
+                                   prefer_deferred_runtime_asserts_over_guards=True)
+
+
+def run_onnx(path: str, images: Tensor) -> Dict[str, np.ndarray]:
+    """The outputs of an exported graph (onnxruntime, CPU) by name."""
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # errors only (not the constant-folding notes)
+    session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    names = [output.name for output in session.get_outputs()]
+    return dict(zip(names, session.run(names, {'images': images.numpy()})))
+
+
+def compare_outputs(expected: Dict[str, Tensor], actual: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """Max abs differences per output (labels: count of differing; masks: fraction of differing
+    pixels); raises :class:`ExportCheckError` beyond the tolerances of this module."""
+    if set(expected) != set(actual):
+        raise ExportCheckError(f'graph outputs {sorted(actual)} differ from {sorted(expected)}')
+    limits = dict(scores=SCORE_ATOL, bboxes=BOX_ATOL, labels=0, masks=MASK_PIXEL_FRACTION)
+    diffs = {}
+    for name, reference in expected.items():
+        value = torch.from_numpy(np.asarray(actual[name]))
+        if tuple(value.shape) != tuple(reference.shape):
+            raise ExportCheckError(f'output {name!r} has shape {tuple(value.shape)}, PyTorch '
+                                   f'{tuple(reference.shape)}')
+        if not value.numel():
+            diffs[name] = 0.
+        elif name == 'masks':
+            diffs[name] = float((value != reference).float().mean())
+        elif name == 'labels':
+            diffs[name] = float((value.long() != reference.long()).sum())
+        else:
+            diffs[name] = float((value - reference).abs().max())
+        if not diffs[name] <= limits[name]:  # (NaN fails too)
+            raise ExportCheckError(f'output {name!r} differs from PyTorch by {diffs[name]:.3g} '
+                                   f'(limit {limits[name]})')
+    return diffs
+
+
+def export_onnx(deployable: DeployableDetector, images: Tensor, path: str, dynamic: bool = False,
+                opset: int = 18, check_shapes: Sequence[Tuple[int, int, int]] = ()
+                ) -> Dict[str, Dict[str, float]]:
+    """Export, then verify with onnxruntime; return the differences per checked input shape.
+
+    Args:
+        deployable: the wrapped detector.
+        images: (B, 3, H, W) example input (normalised images); B >= 2 when ``dynamic``.
+        path: the ``.onnx`` file to write (removed again when the check fails).
+        dynamic: make batch, height and width dynamic.
+        opset: ONNX opset, >= 16.
+        check_shapes: further (B, H, W) inputs to verify (dynamic graphs only).
+
+    Raises:
+        ValueError: bad opset or shapes; ExportCheckError: the graph is wrong.
+    """
+    if opset < MIN_OPSET:
+        raise ValueError(f'opset {opset} is too old: multi-scale deformable attention needs '
+                         f'GridSample (opset >= {MIN_OPSET})')
+    if check_shapes and not dynamic:
+        raise ValueError('other input shapes can only be checked on a dynamic graph')
+    check_batch(images, dynamic)
+    # optimize=False: onnxscript's graph optimiser (0.7) leaves a Clip reading a removed
+    # initializer in these graphs; onnxruntime optimises the graph when it loads it anyway.
+    with msda_backend_set(deployable, 'pytorch'), torch.no_grad():
+        onnx_program = torch.onnx.export(deployable, (images, ), dynamo=True,
+                                         opset_version=opset, input_names=['images'],
+                                         output_names=list(deployable.output_names),
+                                         dynamic_shapes=dynamic_shapes_for(dynamic),
+                                         verbose=False, optimize=False)
+    onnx_program.save(path)
+    checks = {tuple(images.shape): images}
+    generator = torch.Generator().manual_seed(0)
+    for batch, height, width in check_shapes:
+        checks[(batch, 3, height, width)] = torch.randn(batch, 3, height, width,
+                                                        generator=generator)
+    try:
+        return {
+            'x'.join(map(str, shape)): compare_outputs(deployable.example_outputs(inputs),
+                                                       run_onnx(path, inputs))
+            for shape, inputs in checks.items()
+        }
+    except Exception:
+        os.remove(path)
+        raise
