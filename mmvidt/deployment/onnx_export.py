@@ -3,10 +3,10 @@
 Both go through ``torch.export`` (non-strict): shape arithmetic stays symbolic, so a dynamic
 program / graph is valid for every batch size and image size in its range. For ONNX the
 MSDA is traced as the reference's ``GridSample`` form whatever the wrapper's backend
-(:mod:`mmvidt.deployment.msda_export`), and ``torch.onnx`` translates the program (opset >= 16). Every ONNX export is verified: onnxruntime runs the file on the
-example images and on further (batch, height, width) inputs of a dynamic graph, and its outputs
-must match the PyTorch wrapper's, otherwise the file is removed and the export fails. A graph is
-never silently wrong.
+(:mod:`mmvidt.deployment.msda_export`), and ``torch.onnx`` translates the program (opset >= 16).
+Every ONNX export is verified: onnxruntime runs the file on the example images and on further
+(batch, height, width) inputs of a dynamic graph, and its outputs must match the PyTorch
+wrapper's, otherwise the file is removed and the export fails. A graph is never silently wrong.
 """
 import os
 from typing import Dict, Optional, Sequence, Tuple
