@@ -12,9 +12,11 @@ How hard the scenes are is a named :class:`ShapesPreset` (``PRESETS``):
   backgrounds (gradient, stripes or smooth value noise between two random colours), up to 8
   objects from a few pixels to a third of the image, occluding each other down to 30 % of their
   area, cut by the image border. Mostly small objects: a benchmark for a pretrained detector.
-* ``simple``: square 112-144 px images on plain single-colour backgrounds, up to 4 objects of 12-30 %
-  of the shorter image side, never overlapping, always entirely inside the image. Learnable
-  from scratch in minutes on a CPU: the ``make demo`` dataset.
+* ``simple``: square 112-144 px images on plain single-colour backgrounds, up to 6 candidate
+  objects (about 2 per image are painted) whose ``Shape.size`` is 10-25 % of the image side,
+  upright, never overlapping (a candidate that would touch an earlier object is dropped) and
+  always entirely inside the image. Learnable from scratch in minutes on a CPU: the
+  ``make demo`` dataset.
 
 Everything is drawn from ``numpy.random.Generator(PCG64)`` streams derived per image from
 ``(seed, split, index)``: a fixed seed gives byte-identical files, and the images of one split do
