@@ -1,8 +1,8 @@
 # The pico ViDT (../_base_/models/vidt_swin-pico.py) trained from scratch on the `cluttered`
 # shapes preset (160-320 px images on textured backgrounds, many small and occluded objects) at
 # 160 px, 40 epochs on a CPU: a hard benchmark that this small model does not learn well in that
-# time (bbox mAP ~0.02, configs/vidt/README.md). The `make demo` config, on the `simple` preset,
-# is ./vidt_swin-pico_1xb8-6e_shapes-simple.py.
+# time (bbox mAP ~0.02, the top-level README). The `make demo` config, on the `simple` preset,
+# is ./vidt_swin-pico_1xb8-8e_shapes-simple.py.
 _base_ = [
     '../_base_/models/vidt_swin-pico.py', '../_base_/datasets/shapes_detection.py',
     '../_base_/schedules/vidt_cpu_40e.py'

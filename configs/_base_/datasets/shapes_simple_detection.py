@@ -1,8 +1,8 @@
 # The `simple` preset of the bundled shapes dataset (square 112-144 px images, plain backgrounds,
-# 1-4 non-overlapping objects of 20-50 % of the image side), boxes only: the `make demo` data.
-# Generate it first:
+# about 2 upright, non-overlapping objects per image, each wholly inside it), boxes only: the
+# `make demo` data (mmvidt/datasets/shapes.py describes the presets). Generate it first:
 #   python tools/dataset_converters/make_shapes.py --preset simple --out data/shapes_simple \
-#       --num-train 2000 --num-val 100 --seed 0
+#       --num-train 2400 --num-val 100 --seed 0
 # Images are resized to 112 x 112, where every Swin-RAM stage's patch map tiles into whole 7 x 7
 # windows (28, 14, 7 patches per side) and a batch needs no padding.
 _base_ = './shapes_detection.py'
