@@ -40,14 +40,14 @@ CLASSIFICATION_FOLDERS = ('pit', 'rexnet')
 NAME_PATTERN = re.compile(r'(?P<algo>[a-z0-9]+(?:-[a-z0-9.]+)*)_'
                           r'(?P<backbone>[a-z0-9.]+(?:-[a-z0-9.]+)*)_'
                           r'(?P<gpus>\d+)xb(?P<batch>\d+)(?P<tags>(?:-[a-z]+)*)-(?P<epochs>\d+)e_'
-                          r'(?P<dataset>coco|coco-instance|in1k|shapes)\.py')
+                          r'(?P<dataset>coco|coco-instance|in1k|shapes|shapes-simple)\.py')
 REPO = CONFIGS.parent
 #: config path (relative to the repository) -> its entry in the metafiles of model-index.yml
 INDEXED = [model for metafile in yaml.safe_load((REPO / 'model-index.yml').read_text())['Import']
            for model in yaml.safe_load((REPO / metafile).read_text())['Models']]
 INDEX = {model['Config']: model for model in INDEXED}
 DATA_ROOTS = {'coco': 'data/coco/', 'coco-instance': 'data/coco/', 'in1k': 'data/imagenet',
-              'shapes': 'data/shapes/'}
+              'shapes': 'data/shapes/', 'shapes-simple': 'data/shapes_simple/'}
 
 
 @functools.lru_cache(maxsize=None)
@@ -170,7 +170,7 @@ def test_name_tells_the_truth(path):
     assert (indexed['Epochs'], indexed['Batch Size']) == (int(match['epochs']), gpus * batch)
     dataset = match['dataset']
     assert cfg.train_dataloader.dataset.data_root == DATA_ROOTS[dataset]
-    if dataset == 'shapes':
+    if dataset.startswith('shapes'):
         assert gpus == 1  # the bundled CPU examples
         return
     if dataset.startswith('coco'):

@@ -13,8 +13,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from mmvidt.datasets.shapes import (CLASSES, SPLITS, generate_dataset, generate_image, image_rng,
-                                    rasterize_shape)
+from mmvidt.datasets.shapes import (CLASSES, PRESETS, SPLITS, UPRIGHT_ANGLE, circumradius,
+                                    generate_dataset, generate_image, image_rng, rasterize_shape)
 from mmvidt.utils import run_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +125,42 @@ def test_existing_output_is_refused_and_force_touches_only_generated_files(
     out = tmp_path / 'a_file'
     assert run('--force') == 1
     assert 'exists and is not a directory' in capsys.readouterr().err
+
+
+def test_simple_preset_objects_are_whole_upright_apart_and_on_plain_ground():
+    preset = PRESETS['simple']
+    low, high = preset.image_side_range
+    counts = []
+    for index in range(40):
+        image, shapes, masks = generate_image(image_rng(SEED, 'train', index), preset)
+        height, width = image.shape[:2]
+        assert height == width and low <= height <= high
+        covered = np.zeros((height, width), dtype=bool)
+        for shape, mask in zip(shapes, masks):
+            # never occluded, never cut by the border: the visible mask is the whole shape
+            assert (mask == rasterize_shape(shape, height, width)).all()
+            radius = circumradius(shape.label, shape.size)
+            cx, cy = shape.center
+            assert radius <= cx <= width - radius and radius <= cy <= height - radius
+            assert shape.angle == UPRIGHT_ANGLE.get(shape.label, 0.0)
+            assert 0.1 * height <= shape.size <= 0.25 * height
+            covered |= mask
+        background = image[~covered]
+        assert (background == background[0]).all(), 'plain background: one colour'
+        counts.append(len(shapes))
+    assert min(counts) >= 1 and max(counts) > 2
+
+
+def test_preset_is_recorded_and_unknown_presets_are_refused(tmp_path, make_shapes, monkeypatch):
+    monkeypatch.setattr(sys, 'argv', ['make_shapes.py', '--out', str(tmp_path / 'simple'),
+                                      '--num-train', '1', '--num-val', '1', '--preset', 'simple'])
+    make_shapes.main()
+    info = json.loads((tmp_path / 'simple' / 'annotations' / 'val.json').read_text())['info']
+    assert info['preset'] == 'simple'
+    with pytest.raises(ValueError, match=r"unknown shapes preset 'easy'; choose from "
+                                         r"\['cluttered', 'simple'\]"):
+        generate_dataset(tmp_path / 'easy', 1, 1, SEED, 'easy')
+    assert not (tmp_path / 'easy').exists()
 
 
 def test_coco_structure(cocos, shapes_root):
