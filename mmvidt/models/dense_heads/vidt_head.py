@@ -11,6 +11,7 @@ from torch import Tensor
 
 from ..task_modules import RecordingAssigner
 from .class_logit_mapping import ClassLogitIndices, ClassLogitMappingMixin
+from .float32_head import float32_under_autocast
 
 
 @MODELS.register_module()
@@ -59,6 +60,12 @@ class ViDTHead(ClassLogitMappingMixin, DeformableDETRHead):
         self._init_class_logit_mapping(num_classes, class_logit_indices)
         if hasattr(self, 'assigner'):  # training configs only
             self.assigner = RecordingAssigner(self.assigner)
+
+    @float32_under_autocast
+    def forward(self, hidden_states: Tensor, references: List[Tensor]) -> Tuple[Tensor, Tensor]:
+        """mmdet's per-level branches: logits (L, B, N, C), normalised cxcywh boxes (L, B, N, 4)
+        from (L, B, N, d) states and the L references."""
+        return super().forward(hidden_states, references)
 
     @property
     def uses_token_labels(self) -> bool:

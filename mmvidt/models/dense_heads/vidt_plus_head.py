@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ..layers.dct_mask_coder import DCTMaskCoder, paste_masks
 from ..layers.mlp import mlp
 from ..losses.token_label_loss import token_label_map, token_soft_targets
+from .float32_head import float32_under_autocast
 from .vidt_head import ViDTHead
 
 
@@ -102,6 +103,7 @@ class ViDTPlusHead(ViDTHead):
             nn.init.zeros_(self.vector_branch[-1].bias)
             nn.init.constant_(self.vector_branch[-1].bias[2:], -2.0)
 
+    @float32_under_autocast
     def forward(self, hidden_states: Tensor, references: List[Tensor]
                 ) -> Tuple[Tensor, Tensor, Optional[Tensor], Optional[Tensor]]:
         """

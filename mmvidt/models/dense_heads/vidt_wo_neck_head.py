@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from ..layers.mlp import mlp
 from ..task_modules import RecordingAssigner
 from .class_logit_mapping import ClassLogitIndices, ClassLogitMappingMixin
+from .float32_head import float32_under_autocast
 
 
 @MODELS.register_module()
@@ -87,6 +88,7 @@ class ViDTWoNeckHead(ClassLogitMappingMixin, DETRHead):
         """(B, C_T, N) [DET] tokens -> (B, embed_dims, N, 1) after the 1x1 conv + GroupNorm."""
         return self.input_proj(det_tokens.unsqueeze(-1))
 
+    @float32_under_autocast
     def forward(self, det_tokens: Tensor) -> Tuple[Tensor, Tensor]:
         """
         Args:
