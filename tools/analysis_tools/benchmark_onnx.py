@@ -99,7 +99,10 @@ def main() -> int:
         path = args.onnx
         if path is None:
             path = osp.join(tmp, 'model.onnx')
-            export_onnx(deployable, images, path)
+            try:
+                export_onnx(deployable, images, path)
+            except ExportCheckError as exc:  # a one-line error like the tool's others
+                raise ValueError(f'the exported graph does not match PyTorch: {exc}') from None
         session = create_session(path, threads)
         check_graph_input(session, path, tuple(images.shape))
         variants = [Variant(f'PyTorch eager fp32, MSDA {backend}',
@@ -114,14 +117,5 @@ def main() -> int:
     return 0
 
 
-def run_main() -> int:
-    """``main`` with a failed export verification as a one-line error too."""
-    try:
-        return run_tool(main)
-    except ExportCheckError as exc:
-        print(f'error: the exported graph does not match PyTorch: {exc}', file=sys.stderr)
-        return 1
-
-
 if __name__ == '__main__':
-    sys.exit(run_main())
+    sys.exit(run_tool(main))
