@@ -63,14 +63,26 @@ def export_program(deployable: DeployableDetector, images: Tensor,
                                    prefer_deferred_runtime_asserts_over_guards=True)
 
 
-def run_onnx(path: str, images: Tensor) -> Dict[str, np.ndarray]:
-    """The outputs of an exported graph (onnxruntime, CPU) by name."""
+def create_session(path: str, threads: Optional[int] = None):
+    """An onnxruntime session of an exported graph on the CPU execution provider; ``threads``
+    sets its intra-op threads (default: onnxruntime's choice)."""
     import onnxruntime
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only (not the constant-folding notes)
-    session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def run_session(session, images: Tensor) -> Dict[str, np.ndarray]:
+    """The outputs of ``session`` (:func:`create_session`) on ``images``, by name."""
     names = [output.name for output in session.get_outputs()]
     return dict(zip(names, session.run(names, {'images': images.numpy()})))
+
+
+def run_onnx(path: str, images: Tensor) -> Dict[str, np.ndarray]:
+    """The outputs of an exported graph (onnxruntime, CPU) by name."""
+    return run_session(create_session(path), images)
 
 
 def compare_outputs(expected: Dict[str, Tensor], actual: Dict[str, np.ndarray]) -> Dict[str, float]:

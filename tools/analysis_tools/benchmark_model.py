@@ -22,8 +22,9 @@ import argparse
 import copy
 import statistics
 import time
+from functools import partial
 from contextlib import nullcontext
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, List, Optional
 
 import torch
 from mmdet.registry import MODELS
@@ -36,14 +37,9 @@ from torch.profiler import ProfilerActivity, profile
 import mmvidt  # noqa: F401  (registers mmvidt's modules)
 from mmvidt.engine import synthetic_detection_batch
 from mmvidt.ops import MSDeformAttn
+from mmvidt.utils.interleaved_timing import Variant, time_variants
 
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-class Variant(NamedTuple):
-    """One timed configuration: its name and one iteration."""
-    name: str
-    run: Callable[[], None]
 
 
 def parse_args() -> argparse.Namespace:
@@ -146,24 +142,6 @@ def peak_memory(run: Callable[[], None], device: torch.device) -> float:
     return peak / 2**20
 
 
-def time_variants(variants: Sequence[Variant], iters: int, warmup: int,
-                  device: torch.device) -> Dict[str, Dict[str, List[float]]]:
-    """Wall-clock and process CPU seconds of ``iters`` interleaved iterations per variant."""
-    for variant in variants:
-        for _ in range(warmup):
-            variant.run()
-    times = {v.name: dict(wall=[], cpu=[]) for v in variants}
-    for _ in range(iters):
-        for variant in variants:
-            synchronize(device)
-            wall, cpu = time.perf_counter(), time.process_time()
-            variant.run()
-            synchronize(device)
-            times[variant.name]['wall'].append(time.perf_counter() - wall)
-            times[variant.name]['cpu'].append(time.process_time() - cpu)
-    return times
-
-
 def print_table(times: Dict[str, Dict[str, List[float]]], memory: Dict[str, float],
                 batch: int, baseline: Optional[str], device: torch.device) -> None:
     cpu = device.type == 'cpu'
@@ -223,7 +201,7 @@ def main() -> None:
     print(f'{args.config}: {what}, batch {args.batch} x 3 x {args.shape[0]} x {args.shape[1]}, '
           f'{device}, {torch.get_num_threads()} threads, torch {torch.__version__}; '
           f'{args.iters} interleaved iterations after {args.warmup} warm-up')
-    times = time_variants(variants, args.iters, args.warmup, device)
+    times = time_variants(variants, args.iters, args.warmup, partial(synchronize, device))
     memory = {v.name: peak_memory(v.run, device) for v in variants}
     print_table(times, memory, args.batch, baseline, device)
 

@@ -2,27 +2,25 @@
 
     python tools/deployment/onnx_demo.py demo.jpg CONFIG vidt.onnx --out-dir outputs
 
-Pre-processing is the config's own test pipeline and data preprocessor (mmdet's transforms,
-without annotation loading), and the drawing is mmdet's visualizer, exactly as in
-``tools/demo/image_demo.py``; only the network runs in onnxruntime. Boxes are mapped back to the
-original image; ViDT+ masks (predicted at the network input size) are resized to it.
+Pre-processing is the config's own test pipeline and data preprocessor, the detections are mapped
+back to the original image as ``predict(rescale=True)`` does, and the drawing is mmdet's
+visualizer of the config, as in ``tools/demo/image_demo.py``; only the network runs in
+onnxruntime (:class:`mmvidt.deployment.onnx_inference.OnnxDetector`). Class names and palette
+are the config's test dataset's. A static graph takes only inputs of its export size (the tool
+refuses others rather than padding them, which would change the detections); a dynamic graph
+sides of 225..4096 px.
 """
 import argparse
 import os.path as osp
 import sys
 
 import mmcv
-import numpy as np
-import torch
-from mmdet.registry import DATASETS, MODELS, VISUALIZERS
-from mmdet.structures import DetDataSample
-from mmengine.config import Config
-from mmengine.dataset import Compose
-from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData
+from mmdet.registry import DATASETS, VISUALIZERS
+from mmengine.visualization import Visualizer
 
 import mmvidt  # noqa: F401  (registers mmvidt's transforms)
-from mmvidt.deployment.onnx_export import run_onnx
+from mmvidt.deployment.onnx_inference import OnnxDetector
+from mmvidt.utils import run_tool
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,55 +34,35 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def preprocess(cfg: Config, image_path: str):
-    """(1, 3, H, W) network input and the data sample with the image metas."""
-    steps = [step for step in cfg.test_dataloader.dataset.pipeline
-             if step['type'] != 'LoadAnnotations']
-    packed = Compose(steps)(dict(img_path=image_path, img_id=0))
-    preprocessor = MODELS.build(cfg.model.data_preprocessor)
-    data = preprocessor(dict(inputs=[packed['inputs']], data_samples=[packed['data_samples']]),
-                        False)
-    return data['inputs'], data['data_samples'][0]
-
-
-def to_original_image(outputs: dict, sample: DetDataSample) -> InstanceData:
-    """Graph outputs of one image -> predictions on the original image."""
-    instances = InstanceData()
-    scale_w, scale_h = sample.metainfo['scale_factor']
-    boxes = torch.from_numpy(outputs['bboxes'][0])
-    instances.bboxes = boxes / boxes.new_tensor([scale_w, scale_h, scale_w, scale_h])
-    instances.scores = torch.from_numpy(outputs['scores'][0])
-    instances.labels = torch.from_numpy(outputs['labels'][0])
-    if 'masks' in outputs:
-        height, width = sample.metainfo['ori_shape']
-        masks = outputs['masks'][0].astype(np.uint8)
-        instances.masks = torch.from_numpy(np.stack([
-            mmcv.imresize(mask, (width, height), interpolation='nearest') for mask in masks
-        ]).astype(bool)) if len(masks) else torch.zeros((0, height, width), dtype=torch.bool)
-    return instances
+def build_visualizer(detector: OnnxDetector) -> Visualizer:
+    """The config's visualizer (mmdet's DetLocalVisualizer by default) with the class names and
+    palette of its test dataset."""
+    cfg = detector.cfg.get('visualizer') or dict(type='DetLocalVisualizer')
+    cfg = dict(cfg, name='onnx_demo')
+    visualizer = VISUALIZERS.build(cfg)
+    dataset = detector.cfg.test_dataloader.dataset
+    visualizer.dataset_meta = {**getattr(DATASETS.get(dataset.type), 'METAINFO', {}),
+                               **(dataset.get('metainfo') or {})}
+    return visualizer
 
 
 def main() -> int:
     args = parse_args()
     for path in (args.image, args.config, args.onnx):
         if not osp.isfile(path):
-            print(f'error: file not found: {path}', file=sys.stderr)
-            return 1
-    cfg = Config.fromfile(args.config)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    images, sample = preprocess(cfg, args.image)
-    sample.pred_instances = to_original_image(run_onnx(args.onnx, images), sample)
-    visualizer = VISUALIZERS.build(dict(type='DetLocalVisualizer', name='onnx_demo'))
-    dataset = cfg.test_dataloader.dataset  # class names / palette, as the dataset defines them
-    visualizer.dataset_meta = {**getattr(DATASETS.get(dataset.type), 'METAINFO', {}),
-                               **(dataset.get('metainfo') or {})}
+            raise FileNotFoundError(f'file not found: {path}')
     image = mmcv.imread(args.image, channel_order='rgb')
+    if image is None:
+        raise ValueError(f'{args.image}: not a readable image file')
+    detector = OnnxDetector(args.config, args.onnx)
+    sample = detector(args.image)
     out_file = osp.join(args.out_dir, osp.splitext(osp.basename(args.image))[0] + '.png')
-    visualizer.add_datasample('onnx', image, data_sample=sample, draw_gt=False, show=False,
-                              pred_score_thr=args.pred_score_thr, out_file=out_file)
+    build_visualizer(detector).add_datasample('onnx', image, data_sample=sample, draw_gt=False,
+                                              show=False, pred_score_thr=args.pred_score_thr,
+                                              out_file=out_file)
     print(f'saved {out_file}')
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_tool(main))
