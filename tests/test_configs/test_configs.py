@@ -68,15 +68,20 @@ def is_classification(path: Path) -> bool:
     return path.parent.name in CLASSIFICATION_FOLDERS
 
 
-def build_on_meta(cfg: Config, classification: bool) -> torch.nn.Module:
-    """The model of ``cfg`` with shapes only: no memory, no weights loaded."""
+def build_without_weights(cfg: Config, classification: bool) -> torch.nn.Module:
+    """The model of ``cfg`` with its own initialisation: no pretrained or teacher weights read."""
     init_default_scope('mmpretrain' if classification else 'mmdet')
     model_cfg = cfg.model.copy()
     model_cfg.backbone.pop('init_cfg', None)
     if 'teacher_ckpt' in model_cfg:
         model_cfg.teacher_ckpt = None  # the teacher is built, its checkpoint not read
+    return (CLS_MODELS if classification else DET_MODELS).build(model_cfg)
+
+
+def build_on_meta(cfg: Config, classification: bool) -> torch.nn.Module:
+    """The model of ``cfg`` with shapes only: no memory, no weights loaded."""
     with torch.device('meta'):
-        return (CLS_MODELS if classification else DET_MODELS).build(model_cfg)
+        return build_without_weights(cfg, classification)
 
 
 def official_param_count(path: Path, cfg: Config) -> Optional[int]:
@@ -213,12 +218,7 @@ def flops_tool():
 ], ids=config_id)
 def test_model_index_flops_are_what_get_flops_counts(path):
     """FLOPs (multiply-adds) of one inference forward, attention and deformable sampling in."""
-    cfg = load(path)
-    cfg.model.backbone.pop('init_cfg', None)
-    if 'teacher_ckpt' in cfg.model:
-        cfg.model.teacher_ckpt = None
-    init_default_scope('mmpretrain' if is_classification(path) else 'mmdet')
-    model = (CLS_MODELS if is_classification(path) else DET_MODELS).build(cfg.model)
+    model = build_without_weights(load(path), is_classification(path))
     tool = flops_tool()
     inputs, samples = tool.synthetic_detection_batch(1, *flops_input_size(path), 1)
     macs = sum(tool.count_flops(model, inputs, samples).values()) // 2
