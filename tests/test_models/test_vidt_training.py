@@ -14,8 +14,8 @@ from mmengine.runner import Runner
 from mmvidt.datasets.shapes import generate_dataset
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_CONFIG = REPO / 'configs' / 'vidt' / 'vidt_swin-pico_1xb8-8e_shapes-simple.py'
-DEMO_PLUS_CONFIG = REPO / 'configs' / 'vidt_plus' / 'vidt-plus_swin-pico_1xb8-5e_shapes-simple.py'
+DEMO_CONFIG = REPO / 'configs' / 'vidt' / 'vidt_swin-pico_1xb8-9e_shapes-simple.py'
+DEMO_PLUS_CONFIG = REPO / 'configs' / 'vidt_plus' / 'vidt-plus_swin-pico_1xb8-6e_shapes-simple.py'
 NUM_IMAGES = 8  # one step per epoch at the demo batch size
 
 
