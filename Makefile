@@ -8,9 +8,9 @@ export MMVIDT_VENV := $(abspath $(VENV))
 # The demos: a small ViDT / ViDT+ trained from scratch on the `simple` preset of the bundled
 # shapes dataset, on CPU. The harder `cluttered` preset: tools/dataset_converters/make_shapes.py.
 SHAPES := data/shapes_simple
-DEMO_CONFIG := configs/vidt/vidt_swin-pico_1xb8-8e_shapes-simple.py
+DEMO_CONFIG := configs/vidt/vidt_swin-pico_1xb8-9e_shapes-simple.py
 DEMO_DIR := work_dirs/shapes_demo
-DEMO_PLUS_CONFIG := configs/vidt_plus/vidt-plus_swin-pico_1xb8-5e_shapes-simple.py
+DEMO_PLUS_CONFIG := configs/vidt_plus/vidt-plus_swin-pico_1xb8-6e_shapes-simple.py
 DEMO_PLUS_DIR := work_dirs/shapes_demo_plus
 DEMO_IMAGE := $(SHAPES)/val/000000.png
 # mmdet's tools (analysis_tools/analyze_logs.py draws the learning curves); looked up when used,

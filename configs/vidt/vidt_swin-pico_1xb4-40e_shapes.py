@@ -2,7 +2,7 @@
 # shapes preset (160-320 px images on textured backgrounds, many small and occluded objects) at
 # 160 px, 40 epochs on a CPU: a hard benchmark that this small model does not learn well in that
 # time (bbox mAP ~0.02, the top-level README). The `make demo` config, on the `simple` preset,
-# is ./vidt_swin-pico_1xb8-8e_shapes-simple.py.
+# is ./vidt_swin-pico_1xb8-9e_shapes-simple.py.
 _base_ = [
     '../_base_/models/vidt_swin-pico.py', '../_base_/datasets/shapes_detection.py',
     '../_base_/schedules/vidt_cpu_40e.py'

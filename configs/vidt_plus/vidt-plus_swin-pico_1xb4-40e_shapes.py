@@ -1,7 +1,7 @@
 # The pico ViDT+ (../_base_/models/vidt-plus_swin-pico.py) on the `cluttered` shapes preset with
 # instance masks, 160 px, 40 epochs on a CPU: the ViDT+ counterpart of
 # ../vidt/vidt_swin-pico_1xb4-40e_shapes.py, evaluated with bbox and segm mAP. The `make
-# demo-plus` config, on the `simple` preset, is ./vidt-plus_swin-pico_1xb8-5e_shapes-simple.py.
+# demo-plus` config, on the `simple` preset, is ./vidt-plus_swin-pico_1xb8-6e_shapes-simple.py.
 _base_ = [
     '../_base_/models/vidt-plus_swin-pico.py', '../_base_/datasets/shapes_instance.py',
     '../_base_/schedules/vidt_cpu_40e.py'

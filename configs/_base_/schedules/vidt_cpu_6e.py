@@ -1,8 +1,8 @@
-# The `make demo-plus` schedule: ./vidt_cpu_8e.py in 5 epochs (a ViDT+ step costs about twice a
-# ViDT step on a CPU).
-_base_ = './vidt_cpu_8e.py'
+# The `make demo-plus` schedule: ./vidt_cpu_9e.py in 6 epochs (a ViDT+ step, with its masks and
+# token labels, costs about 1.5 ViDT steps on a CPU).
+_base_ = './vidt_cpu_9e.py'
 
-max_epochs = 5
+max_epochs = 6
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
