@@ -1,4 +1,4 @@
-"""Export a :class:`DeployableDetector` with ``torch.export`` and to ONNX, checked against PyTorch.
+"""Export a :class:`DeployableModel` with ``torch.export`` and to ONNX, checked against PyTorch.
 
 Both go through ``torch.export`` (non-strict): shape arithmetic stays symbolic, so a dynamic
 program / graph is valid for every batch size and image size in its range. For ONNX the
@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .deployable_detector import DeployableDetector
+from .deployable_detector import DeployableModel
 from .msda_export import msda_backend_set
+from .nms_export import onnx_translation_table
 
 #: the oldest opset with ``GridSample``
 MIN_OPSET = 16
@@ -50,7 +51,7 @@ def check_batch(images: Tensor, dynamic: bool) -> None:
                          f'would be fixed in the graph), got shape {tuple(images.shape)}')
 
 
-def export_program(deployable: DeployableDetector, images: Tensor,
+def export_program(deployable: DeployableModel, images: Tensor,
                    dynamic: bool = False) -> torch.export.ExportedProgram:
     """``torch.export.export`` of the wrapper (input ``images``; outputs in
     ``deployable.output_names`` order), MSDA with the wrapper's own backend."""
@@ -111,7 +112,7 @@ def compare_outputs(expected: Dict[str, Tensor], actual: Dict[str, np.ndarray]) 
     return diffs
 
 
-def export_onnx(deployable: DeployableDetector, images: Tensor, path: str, dynamic: bool = False,
+def export_onnx(deployable: DeployableModel, images: Tensor, path: str, dynamic: bool = False,
                 opset: int = 18, check_shapes: Sequence[Tuple[int, int, int]] = ()
                 ) -> Dict[str, Dict[str, float]]:
     """Export, then verify with onnxruntime; return the differences per checked input shape.
@@ -140,6 +141,7 @@ def export_onnx(deployable: DeployableDetector, images: Tensor, path: str, dynam
                                          opset_version=opset, input_names=['images'],
                                          output_names=list(deployable.output_names),
                                          dynamic_shapes=dynamic_shapes_for(dynamic),
+                                         custom_translation_table=onnx_translation_table(),
                                          verbose=False, optimize=False)
     onnx_program.save(path)
     checks = {tuple(images.shape): images}

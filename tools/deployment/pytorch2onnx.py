@@ -23,7 +23,7 @@ import torch
 from mmdet.apis import init_detector
 
 import mmvidt  # noqa: F401  (registers mmvidt's modules)
-from mmvidt.deployment import DeployableDetector
+from mmvidt.deployment import build_deployable
 from mmvidt.deployment.msda_export import EXPORTABLE_MSDA_BACKENDS
 from mmvidt.deployment.onnx_export import MIN_SIDE, ExportCheckError, export_onnx
 
@@ -54,7 +54,7 @@ def main() -> int:
     height, width = args.shape
     try:
         model = init_detector(args.config, args.checkpoint, device='cpu')
-        deployable = DeployableDetector(model, args.msda_backend)
+        deployable = build_deployable(model, args.msda_backend)
         # a dynamic graph is traced on a batch of >= 2 and checked on another batch and size
         batch = max(args.batch, 2) if args.dynamic else args.batch
         images = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))

@@ -1,0 +1,189 @@
+"""ONNX export of mmdet's detectors with mmvidt backbones, run by onnxruntime and compared with
+``predict(rescale=False)``.
+
+Models: the configs' own builds and initialisation (``init_weights``, no pretrained weights),
+except that the classification layers are re-drawn with spread logits: the initial prior
+probability (0.01) puts every score below ``score_thr`` (no detection to compare) or, with the
+threshold lowered, makes thousands of near-equal scores whose NMS order is a matter of rounding.
+Tolerances of the deployment contract: scores 1e-4, boxes 1e-3 px, labels equal; rows past
+``predict``'s detections must be padding (score 0, label -1, box 0).
+"""
+import numpy as np
+import onnx
+import pytest
+import torch
+from mmcv.ops import batched_nms
+from mmdet.registry import MODELS
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mmvidt.deployment import build_deployable
+from mmvidt.deployment.nms_export import nms_keep_mask, onnx_translation_table
+from mmvidt.deployment.onnx_export import export_onnx, run_onnx
+from mmvidt.engine import synthetic_detection_batch
+from tool_utils import REPO_ROOT
+
+RETINA_PIT = 'configs/pit_det/retinanet_pit-ti_1xb2-12e_shapes.py'
+RETINA_REXNET = 'configs/rexnet_det/retinanet_rexnet-1.0_1xb2-12e_shapes.py'
+FCOS_REXNET = 'configs/rexnet_det/fcos_rexnet-1.0_8xb2-12e_coco.py'
+#: the layers giving class logits, by head type
+CLASS_LAYERS = ('retina_cls', 'conv_cls', 'rpn_cls', 'fc_cls')
+
+
+def spread_class_logits(model: torch.nn.Module) -> None:
+    """Re-draw every classification layer so that its logits on a random input are about
+    N(-3, 1) (see the module docstring): random weights scaled by the spread they give."""
+    generator = torch.Generator().manual_seed(1)
+    layers = [module for name, module in model.named_modules()
+              if name.rsplit('.', 1)[-1] in CLASS_LAYERS]
+    logits = {layer: [] for layer in layers}
+    hooks = [layer.register_forward_hook(lambda layer, _, out: logits[layer].append(out))
+             for layer in layers]
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator))
+            layer.bias.zero_()
+        model._forward(*synthetic_detection_batch(1, 128, 160, 4, seed=9))
+        for layer in layers:
+            spread = torch.cat([out.flatten() for out in logits[layer]]).std()
+            layer.weight /= spread
+            layer.bias.fill_(-3.)
+    for hook in hooks:
+        hook.remove()
+
+
+def build_detector(config: str, **test_cfg) -> torch.nn.Module:
+    """The random-weight detector of ``config`` (own initialisation, spread class logits), its
+    head's ``test_cfg`` updated with ``test_cfg``."""
+    cfg = Config.fromfile(REPO_ROOT / config)
+    cfg.model.backbone.pop('init_cfg', None)
+    cfg.model.test_cfg.update(test_cfg)
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    spread_class_logits(model)
+    return model
+
+
+def assert_matches_predict(outputs: dict, model, images: torch.Tensor) -> int:
+    """The graph's rows are ``predict(rescale=False)``'s detections, then padding; returns the
+    fewest detections of an image."""
+    _, samples = synthetic_detection_batch(len(images), *images.shape[-2:], 4)
+    with torch.no_grad():
+        predicted = [sample.pred_instances for sample in
+                     model.predict(images, samples, rescale=False)]
+    for index, expected in enumerate(predicted):
+        scores, labels, boxes = (torch.from_numpy(outputs[name][index])
+                                 for name in ('scores', 'labels', 'bboxes'))
+        num = len(expected)
+        assert labels.dtype == torch.int64
+        assert torch.equal(labels[:num], expected.labels)
+        torch.testing.assert_close(scores[:num], expected.scores, atol=1e-4, rtol=0)
+        torch.testing.assert_close(boxes[:num], expected.bboxes, atol=1e-3, rtol=0)
+        assert (labels[num:] == -1).all() and (scores[num:] == 0).all()
+        assert (boxes[num:] == 0).all()
+    return min(len(expected) for expected in predicted)
+
+
+def graph_operators(path) -> set:
+    return {(node.domain or 'ai.onnx', node.op_type) for node in onnx.load(path).graph.node}
+
+
+@pytest.mark.parametrize('config, test_cfg', [
+    (RETINA_PIT, {}),
+    (RETINA_REXNET, dict(score_thr=0.5)),  # fewer detections than max_per_img: padding rows
+])
+def test_static_dense_graph_matches_predict(config, test_cfg, tmp_path):
+    model = build_detector(config, **test_cfg)
+    deployable = build_deployable(model)
+    images, _ = synthetic_detection_batch(2, 128, 160, 4)
+    path = tmp_path / 'model.onnx'
+    export_onnx(deployable, images, str(path))
+    operators = graph_operators(path)
+    assert {domain for domain, _ in operators} == {'ai.onnx'}
+    assert ('ai.onnx', 'NonMaxSuppression') in operators
+    other, _ = synthetic_detection_batch(2, 128, 160, 4, seed=5)
+    outputs = run_onnx(str(path), other)
+    assert outputs['scores'].shape == (2, model.bbox_head.test_cfg.max_per_img)
+    fewest = assert_matches_predict(outputs, model, other)
+    assert fewest > 0
+    if test_cfg:
+        assert fewest < deployable.num_detections
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', [RETINA_PIT, FCOS_REXNET])
+def test_dynamic_dense_graph_matches_predict_at_other_sizes(config, tmp_path):
+    """Exported on 2 x 256 x 288, checked by the export on 3 x 225 x 300, compared with predict
+    at 1 x 240 x 320 here."""
+    model = build_detector(config)
+    deployable = build_deployable(model)
+    path = tmp_path / 'dynamic.onnx'
+    images, _ = synthetic_detection_batch(2, 256, 288, 4)
+    diffs = export_onnx(deployable, images, str(path), dynamic=True, check_shapes=[(3, 225, 300)])
+    assert set(diffs) == {'2x3x256x288', '3x3x225x300'}
+    other, _ = synthetic_detection_batch(1, 240, 320, 4, seed=2)
+    assert assert_matches_predict(run_onnx(str(path), other), model, other) > 0
+
+
+def random_boxes(generator, batch: int, classes: int, num: int):
+    xy = torch.rand(batch, num, 2, generator=generator) * 100
+    wh = torch.rand(batch, num, 2, generator=generator) * 40 + 1
+    return torch.cat([xy, xy + wh], -1), torch.rand(batch, classes, num, generator=generator)
+
+
+def test_nms_keep_mask_is_mmcv_batched_nms():
+    """Per (image, class) greedy NMS of the boxes above the score threshold, as mmcv's
+    ``batched_nms`` with the classes as its groups."""
+    boxes, scores = random_boxes(torch.Generator().manual_seed(0), 2, 3, 300)
+    keep = nms_keep_mask(boxes, scores, 0.5, 0.2)
+    for image in range(2):
+        flat = scores[image].flatten()
+        valid = (flat > 0.2).nonzero()[:, 0]
+        groups = torch.arange(3).repeat_interleave(300)[valid]
+        _, kept = batched_nms(boxes[image].repeat(3, 1)[valid], flat[valid], groups,
+                              dict(iou_threshold=0.5))
+        expected = torch.zeros(900, dtype=torch.bool)
+        expected[valid[kept]] = True
+        assert torch.equal(keep[image].flatten(), expected)
+        assert 0 < expected.sum() < len(valid)  # some suppressed, some kept
+
+
+def test_nms_keep_mask_exports_as_non_max_suppression(tmp_path):
+    """One dynamic graph of the operator: onnxruntime's NonMaxSuppression gives the eager mask
+    at every batch and box count."""
+
+    class KeepMask(torch.nn.Module):
+
+        def forward(self, boxes, scores):
+            return nms_keep_mask(boxes, scores, 0.5, 0.2)
+
+    generator = torch.Generator().manual_seed(0)
+    batch, num = torch.export.Dim('batch', min=1, max=8), torch.export.Dim('num', max=5000)
+    program = torch.onnx.export(KeepMask(), random_boxes(generator, 2, 3, 50), dynamo=True,
+                                input_names=['boxes', 'scores'],
+                                dynamic_shapes=({0: batch, 1: num}, {0: batch, 2: num}),
+                                custom_translation_table=onnx_translation_table(),
+                                optimize=False)
+    path = str(tmp_path / 'nms.onnx')
+    program.save(path)
+    assert ('ai.onnx', 'NonMaxSuppression') in graph_operators(path)
+    import onnxruntime
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    for batch_size, count in ((1, 7), (3, 2000)):
+        boxes, scores = random_boxes(generator, batch_size, 3, count)
+        got = session.run(None, dict(boxes=boxes.numpy(), scores=scores.numpy()))[0]
+        np.testing.assert_array_equal(got, KeepMask()(boxes, scores).numpy())
+
+
+def test_a_head_with_its_own_post_processing_is_refused():
+    cfg = Config.fromfile(REPO_ROOT / RETINA_PIT)
+    cfg.model.bbox_head = dict(type='FoveaHead', num_classes=4, in_channels=64, feat_channels=64,
+                               stacked_convs=2)
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    with pytest.raises(TypeError, match=r"RetinaNet with FoveaHead cannot be exported: its head "
+                                        r"overrides \['_predict_by_feat_single'\]"):
+        build_deployable(model)
