@@ -1,5 +1,5 @@
-"""ONNX export of mmdet's detectors with mmvidt backbones, run by onnxruntime and compared with
-``predict(rescale=False)``.
+"""ONNX export of mmdet's detectors with mmvidt backbones (RetinaNet, FCOS, Faster R-CNN), run by
+onnxruntime and compared with ``predict(rescale=False)``.
 
 Models: the configs' own builds and initialisation (``init_weights``, no pretrained weights),
 except that the classification layers are re-drawn with spread logits: the initial prior
@@ -14,18 +14,21 @@ import pytest
 import torch
 from mmcv.ops import batched_nms
 from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmvidt.deployment import build_deployable
 from mmvidt.deployment.nms_export import nms_keep_mask, onnx_translation_table
 from mmvidt.deployment.onnx_export import export_onnx, run_onnx
+from mmvidt.deployment.onnx_inference import to_original_image
 from mmvidt.engine import synthetic_detection_batch
 from tool_utils import REPO_ROOT
 
 RETINA_PIT = 'configs/pit_det/retinanet_pit-ti_1xb2-12e_shapes.py'
 RETINA_REXNET = 'configs/rexnet_det/retinanet_rexnet-1.0_1xb2-12e_shapes.py'
 FCOS_REXNET = 'configs/rexnet_det/fcos_rexnet-1.0_8xb2-12e_coco.py'
+FRCNN_REXNET = 'configs/rexnet_det/faster-rcnn_rexnet-1.0_8xb2-12e_coco.py'
 #: the layers giving class logits, by head type
 CLASS_LAYERS = ('retina_cls', 'conv_cls', 'rpn_cls', 'fc_cls')
 
@@ -94,8 +97,10 @@ def graph_operators(path) -> set:
 @pytest.mark.parametrize('config, test_cfg', [
     (RETINA_PIT, {}),
     (RETINA_REXNET, dict(score_thr=0.5)),  # fewer detections than max_per_img: padding rows
+    (FRCNN_REXNET, {}),
+    pytest.param(FCOS_REXNET, {}, marks=pytest.mark.slow),
 ])
-def test_static_dense_graph_matches_predict(config, test_cfg, tmp_path):
+def test_static_graph_matches_predict(config, test_cfg, tmp_path):
     model = build_detector(config, **test_cfg)
     deployable = build_deployable(model)
     images, _ = synthetic_detection_batch(2, 128, 160, 4)
@@ -104,9 +109,10 @@ def test_static_dense_graph_matches_predict(config, test_cfg, tmp_path):
     operators = graph_operators(path)
     assert {domain for domain, _ in operators} == {'ai.onnx'}
     assert ('ai.onnx', 'NonMaxSuppression') in operators
+    assert (('ai.onnx', 'RoiAlign') in operators) == (config == FRCNN_REXNET)
     other, _ = synthetic_detection_batch(2, 128, 160, 4, seed=5)
     outputs = run_onnx(str(path), other)
-    assert outputs['scores'].shape == (2, model.bbox_head.test_cfg.max_per_img)
+    assert outputs['scores'].shape == (2, 100)  # max_per_img of these configs
     fewest = assert_matches_predict(outputs, model, other)
     assert fewest > 0
     if test_cfg:
@@ -114,8 +120,8 @@ def test_static_dense_graph_matches_predict(config, test_cfg, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('config', [RETINA_PIT, FCOS_REXNET])
-def test_dynamic_dense_graph_matches_predict_at_other_sizes(config, tmp_path):
+@pytest.mark.parametrize('config', [RETINA_PIT, FCOS_REXNET, FRCNN_REXNET])
+def test_dynamic_graph_matches_predict_at_other_sizes(config, tmp_path):
     """Exported on 2 x 256 x 288, checked by the export on 3 x 225 x 300, compared with predict
     at 1 x 240 x 320 here."""
     model = build_detector(config)
@@ -187,3 +193,17 @@ def test_a_head_with_its_own_post_processing_is_refused():
     with pytest.raises(TypeError, match=r"RetinaNet with FoveaHead cannot be exported: its head "
                                         r"overrides \['_predict_by_feat_single'\]"):
         build_deployable(model)
+
+
+def test_padding_rows_are_no_detections_on_the_original_image():
+    """``onnx_demo.py`` / ``OnnxDetector``: rows of label -1 are dropped, the others scaled
+    from the network input to the original image."""
+    outputs = dict(scores=np.array([[0.9, 0.4, 0.]], np.float32),
+                   labels=np.array([[2, 0, -1]], np.int64),
+                   bboxes=np.array([[[10, 20, 30, 40], [0, 0, 5, 5], [0, 0, 0, 0]]], np.float32))
+    sample = DetDataSample(metainfo=dict(img_shape=(100, 200), ori_shape=(200, 400)))
+    instances = to_original_image(outputs, sample)
+    assert instances.labels.tolist() == [2, 0]
+    torch.testing.assert_close(instances.scores, torch.tensor([0.9, 0.4]))
+    torch.testing.assert_close(instances.bboxes,
+                               torch.tensor([[20., 40., 60., 80.], [0., 0., 10., 10.]]))
