@@ -18,6 +18,7 @@ fixed shapes, reusing the modules and mmdet's box functions:
 from typing import Tuple
 
 import torch
+from mmdet.models.dense_heads import RPNHead
 from mmdet.models.detectors import TwoStageDetector
 from mmdet.models.roi_heads import StandardRoIHead
 from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
@@ -43,7 +44,7 @@ class DeployableTwoStageDetector(DeployableModel):
         name = type(detector).__name__
         roi_head = getattr(detector, 'roi_head', None)
         if not isinstance(detector, TwoStageDetector) or type(roi_head) is not StandardRoIHead \
-                or roi_head.with_mask or type(detector.rpn_head).__name__ != 'RPNHead':
+                or roi_head.with_mask or type(detector.rpn_head) is not RPNHead:
             raise TypeError(f'{name} cannot be exported: two-stage export takes an RPNHead and '
                             f'a StandardRoIHead without masks (Faster R-CNN)')
         extractor = roi_head.bbox_roi_extractor

@@ -10,9 +10,10 @@ outputs ``scores`` (B, K), ``labels`` (B, K) int64, ``bboxes`` (B, K, 4) xyxy in
 and, for ViDT+ instance configs, ``masks`` (B, K, H, W) bool. Exportable: ViDT, ViDT+, ViDT
 without neck, and mmdet's RetinaNet, FCOS and Faster R-CNN (e.g. ``configs/pit_det``,
 ``configs/rexnet_det``), whose rows past their detections are padding (score 0, label -1, box 0).
-``--dynamic`` makes B, H and W dynamic (sides 225..4096). Multi-scale deformable attention is exported as ``GridSample``
-(opset >= 16); ``--msda-backend`` chooses what the PyTorch model that the file is checked against
-runs (``pytorch`` reference or a compiled kernel; ``auto`` is refused). The exported file is
+``--dynamic`` makes B, H and W dynamic (sides 225..4096). Multi-scale deformable attention is
+exported as ``GridSample`` (opset >= 16); ``--msda-backend`` chooses what the PyTorch model that
+the file is checked against runs (``pytorch`` reference or a compiled kernel; ``auto`` is
+refused). The exported file is
 checked with onnxruntime before it is kept (``--shape`` and, when dynamic, a second size and
 batch); an existing ``--out`` is replaced only with ``--force``.
 """
