@@ -1,10 +1,12 @@
-"""ONNX export of mmdet's detectors with mmvidt backbones (RetinaNet, FCOS, Faster R-CNN), run by
-onnxruntime and compared with ``predict(rescale=False)``.
+"""ONNX export of mmdet's detectors with mmvidt backbones (RetinaNet, FCOS, Faster R-CNN, DINO,
+Deformable DETR), run by onnxruntime and compared with ``predict(rescale=False)``.
 
 Models: the configs' own builds and initialisation (``init_weights``, no pretrained weights),
-except that the classification layers are re-drawn with spread logits: the initial prior
-probability (0.01) puts every score below ``score_thr`` (no detection to compare) or, with the
-threshold lowered, makes thousands of near-equal scores whose NMS order is a matter of rounding.
+except that the classification layers of the detectors with NMS are re-drawn with spread logits:
+the initial prior probability (0.01) puts every score below ``score_thr`` (no detection to
+compare) or, with the threshold lowered, makes thousands of near-equal scores whose NMS order is
+a matter of rounding. The DETR-like detectors have no threshold and no NMS: their own
+initialisation is kept.
 Tolerances of the deployment contract: scores 1e-4, boxes 1e-3 px, labels equal; rows past
 ``predict``'s detections must be padding (score 0, label -1, box 0).
 """
@@ -24,12 +26,16 @@ from mmvidt.deployment.onnx_export import ExportCheckError, align_near_ties, com
     export_onnx, run_onnx
 from mmvidt.deployment.onnx_inference import to_original_image
 from mmvidt.engine import synthetic_detection_batch
-from tool_utils import REPO_ROOT
+from tool_utils import REPO_ROOT, python_tool, run_tool
 
 RETINA_PIT = 'configs/pit_det/retinanet_pit-ti_1xb2-12e_shapes.py'
 RETINA_REXNET = 'configs/rexnet_det/retinanet_rexnet-1.0_1xb2-12e_shapes.py'
 FCOS_REXNET = 'configs/rexnet_det/fcos_rexnet-1.0_8xb2-12e_coco.py'
 FRCNN_REXNET = 'configs/rexnet_det/faster-rcnn_rexnet-1.0_8xb2-12e_coco.py'
+DINO_REXNET = 'configs/rexnet_det/dino-4scale_rexnet-1.0_8xb2-12e_coco.py'
+DINO_PIT = 'configs/pit_det/dino-4scale_pit-s_8xb2-12e_coco.py'
+DINO_SWIN_RAM = 'configs/swin_ram_det/dino-4scale_swin-ram-nano_8xb2-12e_coco.py'
+DEFORMABLE_PIT = 'configs/pit_det/deformable-detr-refine-twostage_pit-s_8xb4-halfres-50e_coco.py'
 #: the layers giving class logits, by head type
 CLASS_LAYERS = ('retina_cls', 'conv_cls', 'rpn_cls', 'fc_cls')
 
@@ -56,9 +62,9 @@ def spread_class_logits(model: torch.nn.Module) -> None:
         hook.remove()
 
 
-def build_detector(config: str, **test_cfg) -> torch.nn.Module:
-    """The random-weight detector of ``config`` (own initialisation, spread class logits), its
-    head's ``test_cfg`` updated with ``test_cfg``."""
+def build_detector(config: str, spread: bool = True, **test_cfg) -> torch.nn.Module:
+    """The random-weight detector of ``config`` (own initialisation, class logits spread unless
+    ``spread`` is False), its head's ``test_cfg`` updated with ``test_cfg``."""
     cfg = Config.fromfile(REPO_ROOT / config)
     cfg.model.backbone.pop('init_cfg', None)
     cfg.model.test_cfg.update(test_cfg)
@@ -67,7 +73,8 @@ def build_detector(config: str, **test_cfg) -> torch.nn.Module:
     model = MODELS.build(cfg.model)
     model.init_weights()
     model.eval()
-    spread_class_logits(model)
+    if spread:
+        spread_class_logits(model)
     return model
 
 
@@ -137,6 +144,61 @@ def test_dynamic_graph_matches_predict_at_other_sizes(config, tmp_path):
     assert set(diffs) == {'2x3x256x288', '3x3x225x300'}
     other, _ = synthetic_detection_batch(1, 240, 320, 4, seed=2)
     assert assert_matches_predict(run_onnx(str(path), other), model, other) > 0
+
+
+#: DINO's 900 queries take the best of the encoder's memory tokens, so its input has at least 900
+#: of them (the 4 levels of 224 x 224: 1045); Deformable DETR's 300 fit in 128 x 160 (426)
+@pytest.mark.parametrize('config, size', [
+    (DINO_REXNET, (224, 224)),
+    pytest.param(DEFORMABLE_PIT, (128, 160), marks=pytest.mark.slow),
+    pytest.param(DINO_PIT, (224, 224), marks=pytest.mark.slow),
+    pytest.param(DINO_SWIN_RAM, (224, 224), marks=pytest.mark.slow),
+])
+def test_detr_like_static_graph_matches_predict(config, size, tmp_path):
+    """Top-K over (query, class) of the last decoder layer, the deformable attention as
+    GridSample: every row is one of ``predict``'s K detections (no padding)."""
+    model = build_detector(config, spread=False)
+    deployable = build_deployable(model)
+    images, _ = synthetic_detection_batch(1, *size, 4)
+    path = tmp_path / 'model.onnx'
+    export_onnx(deployable, images, str(path))
+    operators = graph_operators(path)
+    assert {domain for domain, _ in operators} == {'ai.onnx'}
+    assert ('ai.onnx', 'GridSample') in operators
+    other, _ = synthetic_detection_batch(1, *size, 4, seed=5)
+    outputs = run_onnx(str(path), other)
+    assert outputs['scores'].shape == (1, model.bbox_head.test_cfg.max_per_img)
+    assert assert_matches_predict(outputs, model, other) == deployable.num_detections
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config', [DINO_REXNET, DEFORMABLE_PIT])
+def test_detr_like_dynamic_graph_matches_predict_at_other_sizes(config, tmp_path):
+    """Exported on 2 x 256 x 288, checked by the export on 3 x 225 x 300, compared with predict
+    at 1 x 240 x 320 here."""
+    model = build_detector(config, spread=False)
+    deployable = build_deployable(model)
+    path = tmp_path / 'dynamic.onnx'
+    images, _ = synthetic_detection_batch(2, 256, 288, 4)
+    diffs = export_onnx(deployable, images, str(path), dynamic=True, check_shapes=[(3, 225, 300)])
+    assert set(diffs) == {'2x3x256x288', '3x3x225x300'}
+    other, _ = synthetic_detection_batch(1, 240, 320, 4, seed=2)
+    assert assert_matches_predict(run_onnx(str(path), other), model,
+                                  other) == deployable.num_detections
+
+
+def test_pytorch2onnx_command_line_exports_a_retinanet_that_runs(tmp_path):
+    """``tools/deployment/pytorch2onnx.py`` on a checkpoint of the RetinaNet PiT-Ti shapes
+    config: the file it writes gives ``predict``'s detections of the same weights."""
+    model = build_detector(RETINA_PIT)
+    checkpoint, out = tmp_path / 'retinanet.pth', tmp_path / 'retinanet.onnx'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    output = run_tool(python_tool('deployment/pytorch2onnx.py', REPO_ROOT / RETINA_PIT,
+                                  '--checkpoint', checkpoint, '--out', out, '--shape', 128, 160),
+                      cwd=REPO_ROOT, timeout=300)
+    assert f'wrote {out} (outputs: scores, labels, bboxes; 100 detections per image)' in output
+    images, _ = synthetic_detection_batch(1, 128, 160, 4, seed=4)
+    assert assert_matches_predict(run_onnx(str(out), images), model, images) > 0
 
 
 def random_boxes(generator, batch: int, classes: int, num: int):
@@ -224,3 +286,19 @@ def test_rows_of_near_equal_scores_may_swap_but_nothing_else():
     actual['labels'][0, 1] = 3
     with pytest.raises(ExportCheckError, match="output 'labels' differs from PyTorch by 2"):
         compare_outputs(expected, actual)
+
+
+def test_a_subclass_of_dino_and_another_detector_are_refused():
+    """DETR-like export restates DINO's and Deformable DETR's own forward: a subclass (which may
+    change it) is refused, as is a module of no exportable family."""
+    cfg = Config.fromfile(REPO_ROOT / DINO_REXNET)
+    cfg.model.backbone.pop('init_cfg', None)
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    model.__class__ = type('DINOVariant', (type(model), ), {})
+    with pytest.raises(TypeError, match='DINOVariant with DINOHead cannot be exported: DETR-like '
+                                        'export takes DeformableDETR or DINO'):
+        build_deployable(model)
+    with pytest.raises(TypeError, match='Linear cannot be exported: exportable detectors are ViDT, '
+                                        'ViDT\\+, .* Deformable DETR and DINO'):
+        build_deployable(torch.nn.Linear(1, 1))

@@ -9,7 +9,8 @@ input ``images`` (B, 3, H, W) float32 normalised as the config's data_preprocess
 outputs ``scores`` (B, K), ``labels`` (B, K) int64, ``bboxes`` (B, K, 4) xyxy in input pixels
 and, for ViDT+ instance configs, ``masks`` (B, K, H, W) bool. Exportable: ViDT, ViDT+, ViDT
 without neck, and mmdet's RetinaNet, FCOS and Faster R-CNN (e.g. ``configs/pit_det``,
-``configs/rexnet_det``), whose rows past their detections are padding (score 0, label -1, box 0).
+``configs/rexnet_det``), whose rows past their detections are padding (score 0, label -1, box 0),
+DINO and Deformable DETR (the K best query-class pairs, no padding).
 ``--dynamic`` makes B, H and W dynamic (sides 225..4096). Multi-scale deformable attention is
 exported as ``GridSample`` (opset >= 16); ``--msda-backend`` chooses what the PyTorch model that
 the file is checked against runs (``pytorch`` reference or a compiled kernel; ``auto`` is
