@@ -1,14 +1,19 @@
 """mmdet's Deformable DETR (incl. box refinement and two-stage) and DINO in the deployment contract.
 
 :class:`DeployableDETRLikeDetector` runs the detector's own pieces (``extract_feat``,
-``pre_transformer``, ``forward_encoder``, ``pre_decoder``, ``forward_decoder``, the head) as
-``DetectionTransformer.predict`` does for a batch of one image size (no padding mask), with two
-changes that make the forward a function of the image size only:
+``forward_encoder``, ``pre_decoder``, the decoder, the head) as ``DetectionTransformer.predict``
+does for a batch of one image size (no padding mask; ``pre_transformer`` and DINO's
+``forward_decoder`` restated, see their docstrings), with changes that make the forward a
+function of the image size only, dynamic in batch, height and width:
 
 * the level sizes are passed on as host integers ``[(H_l, W_l)]`` (symbolic under
   ``torch.export``) instead of the ``spatial_shapes`` tensor: mmdet's encoder reference points
   and two-stage proposals iterate over them, and a tensor would be read back to the host
   (data-dependent shapes, refused by ``torch.export``);
+* mmdet's encoder reference points and two-stage proposals build their grids with
+  ``torch.linspace``, whose number of steps is a plain int (it would fix H_l, W_l in a dynamic
+  graph): during the forward they run as :func:`encoder_reference_points` /
+  :func:`encoder_output_proposals`, the same values from ``torch.arange``;
 * mmcv's ``MultiScaleDeformableAttention`` reads ``spatial_shapes`` as a tensor too (an assert
   on its values, a split by them). During the forward each such layer runs through
   :class:`HostShapeDeformableAttention`: mmvidt's :class:`~mmvidt.ops.MSDeformAttn` on the mmcv
@@ -20,7 +25,8 @@ the ``max_per_img`` best (query, class) sigmoid scores, boxes xyxy in input pixe
 image. DINO's denoising queries exist only in training, so the eval forward has none.
 """
 from contextlib import contextmanager
-from typing import Iterator, List, Optional, Sequence, Tuple
+from functools import partial
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from mmcv.ops import MultiScaleDeformableAttention
@@ -80,22 +86,67 @@ class HostShapeDeformableAttention(nn.Module):
         return identity + (output if self.batch_first else output.transpose(0, 1))
 
 
-@contextmanager
-def attention_replaced(pairs: Sequence[Tuple[nn.Module, nn.Module]]) -> Iterator[None]:
-    """Inside the block, each ``(layer, replacement)`` layer's ``forward`` is the
-    replacement's.
+def encoder_reference_points(spatial_shapes: Sequence[Tuple[int, int]], valid_ratios: Tensor,
+                             device: torch.device) -> Tensor:
+    """``DeformableDetrTransformerEncoder.get_encoder_reference_points`` with host-int shapes:
+    (B, S, L, 2) normalised pixel centres of every level, scaled by the (B, L, 2) valid
+    ratios."""
+    points = []
+    for level, (height, width) in enumerate(spatial_shapes):
+        ys = torch.arange(height, dtype=torch.float32, device=device) + 0.5
+        xs = torch.arange(width, dtype=torch.float32, device=device) + 0.5
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+        points.append(torch.stack([grid_x.reshape(-1)[None] / (valid_ratios[:, None, level, 0] *
+                                                                width),
+                                   grid_y.reshape(-1)[None] / (valid_ratios[:, None, level, 1] *
+                                                                height)], -1))
+    return torch.cat(points, 1)[:, :, None] * valid_ratios[:, None]
 
-    An override of these instances only, undone on exit: mmdet's encoder / decoder layers call
-    their mmcv attention module themselves, and its forward cannot take host-int level shapes
-    (see the module docstring), so the call is redirected rather than the layers restated.
+
+def encoder_output_proposals(detector: nn.Module, memory: Tensor, memory_mask: None,
+                             spatial_shapes: Sequence[Tuple[int, int]]) -> Tuple[Tensor, Tensor]:
+    """``DeformableDETR.gen_encoder_output_proposals`` without padding mask, host-int shapes.
+
+    Args:
+        memory: (B, S, C) encoder output.
+
+    Returns:
+        (B, S, C) transformed memory and (B, S, 4) inverse-sigmoid proposals (cx, cy, w, h;
+        +inf where a proposal lies outside (0.01, 0.99)).
     """
-    for layer, replacement in pairs:
-        layer.forward = replacement.forward  # an instance attribute: this layer only
+    batch = memory.shape[0]
+    proposals = []
+    for level, (height, width) in enumerate(spatial_shapes):
+        ys = torch.arange(height, dtype=torch.float32, device=memory.device)
+        xs = torch.arange(width, dtype=torch.float32, device=memory.device)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+        centres = torch.stack([(grid_x + 0.5) / width, (grid_y + 0.5) / height], -1)
+        sizes = torch.full_like(centres, 0.05 * 2.0**level)
+        proposals.append(torch.cat([centres, sizes], -1).view(1, -1, 4).expand(batch, -1, -1))
+    proposals = torch.cat(proposals, 1)
+    valid = ((proposals > 0.01) & (proposals < 0.99)).all(-1, keepdim=True)
+    proposals = torch.log(proposals / (1 - proposals)).masked_fill(~valid, float('inf'))
+    output_memory = memory.masked_fill(~valid, 0.)
+    return detector.memory_trans_norm(detector.memory_trans_fc(output_memory)), proposals
+
+
+@contextmanager
+def instances_overridden(overrides: Sequence[Tuple[nn.Module, str, Callable]]) -> Iterator[None]:
+    """Inside the block, each ``(module, name, function)`` module's attribute ``name`` is the
+    function.
+
+    An override of these instances only, undone on exit: mmdet's detector, encoder and layers
+    call these methods on themselves, and they cannot take host-int level shapes without fixing
+    them (see the module docstring), so the calls are redirected rather than the callers
+    restated.
+    """
+    for module, name, function in overrides:
+        setattr(module, name, function)  # an instance attribute: this module only
     try:
         yield
     finally:
-        for layer, _ in pairs:
-            del layer.forward
+        for module, name, _ in overrides:
+            delattr(module, name)
 
 
 class DeployableDETRLikeDetector(DeployableModel):
@@ -124,7 +175,13 @@ class DeployableDETRLikeDetector(DeployableModel):
         self.detector = detector
         self.attentions = nn.ModuleList(
             HostShapeDeformableAttention(layer, msda_backend) for layer in layers)
-        self._pairs = list(zip(layers, self.attentions))
+        self._overrides = [(layer, 'forward', attention.forward)
+                           for layer, attention in zip(layers, self.attentions)]
+        self._overrides.append((detector.encoder, 'get_encoder_reference_points',
+                                encoder_reference_points))
+        if detector.as_two_stage:
+            self._overrides.append((detector, 'gen_encoder_output_proposals',
+                                    partial(encoder_output_proposals, detector)))
         self.eval()  # (the detector with it)
         #: detections per image
         self.num_detections = int(head.test_cfg.get('max_per_img', detector.num_queries))
@@ -134,13 +191,28 @@ class DeployableDETRLikeDetector(DeployableModel):
         detector = self.detector
         features = detector.extract_feat(images)
         encoder_inputs, decoder_inputs = self._transformer_inputs(features)
-        with attention_replaced(self._pairs):
+        with instances_overridden(self._overrides):
             encoder_outputs = detector.forward_encoder(**encoder_inputs)
             query_inputs, _ = detector.pre_decoder(**encoder_outputs)  # (DINO: no denoising)
             decoder_inputs.update(query_inputs)
-            decoder_outputs = detector.forward_decoder(**decoder_inputs)
+            decoder_outputs = self._dino_decoder(**decoder_inputs) if isinstance(
+                detector, DINO) else detector.forward_decoder(**decoder_inputs)
         cls_scores, bbox_preds = detector.bbox_head(**decoder_outputs)
         return self._top_k(cls_scores[-1], bbox_preds[-1], height, width)
+
+    def _dino_decoder(self, query: Tensor, memory: Tensor, memory_mask: None,
+                      reference_points: Tensor, dn_mask: None, **level_inputs) -> dict:
+        """``DINO.forward_decoder`` in eval mode: the decoder, its hidden states and references.
+
+        Restated without mmdet's training-only ``len(query) == num_queries`` step (it adds the
+        denoising label embedding times 0, and its comparison of the batch size would fix the
+        batch in an exported graph)."""
+        detector = self.detector
+        hidden_states, references = detector.decoder(
+            query=query, value=memory, key_padding_mask=memory_mask, self_attn_mask=dn_mask,
+            reference_points=reference_points, reg_branches=detector.bbox_head.reg_branches,
+            **level_inputs)
+        return dict(hidden_states=hidden_states, references=list(references))
 
     def _transformer_inputs(self, features: Sequence[Tensor]) -> Tuple[dict, dict]:
         """The encoder's and the decoder's inputs of ``DeformableDETR.pre_transformer`` for a
