@@ -10,7 +10,10 @@
     masks   (B, K, H, W) bool, only for ViDT+ heads with mask vectors
 
 K is the config's ``test_cfg.max_per_img`` (ViDT, ViDT+; at most N x classes) or the number of
-[DET] tokens N (ViDT without neck, one detection per token in token order).
+[DET] tokens N (ViDT without neck, one detection per token in token order). Detectors with NMS
+(mmdet's dense single-stage detectors, :mod:`mmvidt.deployment.dense_detector`) keep a varying
+number n <= K of detections: their first n rows are ``predict``'s, the other K - n rows are
+padding, with score 0, label -1 and box (0, 0, 0, 0). ViDT graphs have no padding rows.
 
 Relation to ``predict(rescale=False)``: the graph returns the K best (query, *dataset class*)
 pairs. ``predict`` follows the official post-processing: top K over *all* logit columns, then the
@@ -65,7 +68,25 @@ def paste_masks_in_image(masks: Tensor, boxes: Tensor, height, width,
     return sampled >= threshold
 
 
-class DeployableDetector(nn.Module):
+class DeployableModel(nn.Module):
+    """A detector as one function ``images -> outputs`` of the contract of the module docstring;
+    subclasses set ``num_detections`` (K) and implement ``forward``."""
+
+    #: detections per image
+    num_detections: int
+
+    @property
+    def output_names(self) -> Tuple[str, ...]:
+        """The graph's outputs, in order."""
+        return DEPLOY_OUTPUTS[:3]
+
+    def example_outputs(self, images: Tensor) -> Dict[str, Tensor]:
+        """The outputs of one eager run, by name."""
+        with torch.no_grad():
+            return dict(zip(self.output_names, self(images)))
+
+
+class DeployableDetector(DeployableModel):
     """Wrap a built mmvidt detector into the contract of the module docstring.
 
     The detector is put in eval mode and its multi-scale deformable attention layers are set to
@@ -144,8 +165,3 @@ class DeployableDetector(nn.Module):
         probs = cls_scores.softmax(-1)[..., :-1]
         scores, columns = probs.masked_fill(head.logit_to_label < 0, -1.).max(-1)
         return scores, head.logit_to_label[columns], to_pixels(bbox_preds, height, width)
-
-    def example_outputs(self, images: Tensor) -> Dict[str, Tensor]:
-        """The outputs of one eager run, by name."""
-        with torch.no_grad():
-            return dict(zip(self.output_names, self(images)))

@@ -95,7 +95,8 @@ def _dims(shape) -> str:
 
 
 def to_original_image(outputs: dict, sample: DetDataSample) -> InstanceData:
-    """Graph outputs of a batch of one -> detections on the original image.
+    """Graph outputs of a batch of one -> detections on the original image (padding rows,
+    label -1, dropped).
 
     Boxes: input pixels / ``img_shape`` * ``ori_shape`` per axis, as ``predict(rescale=True)``
     scales the normalised boxes to ``ori_shape``. ViDT+ masks, pasted at the input size by the
@@ -104,14 +105,15 @@ def to_original_image(outputs: dict, sample: DetDataSample) -> InstanceData:
     """
     input_h, input_w = sample.metainfo['img_shape']
     height, width = sample.metainfo['ori_shape']
-    boxes = torch.from_numpy(outputs['bboxes'][0])
+    real = outputs['labels'][0] >= 0  # padding rows (label -1) are no detections
+    boxes = torch.from_numpy(outputs['bboxes'][0][real])
     instances = InstanceData()
     instances.bboxes = boxes / boxes.new_tensor([input_w, input_h] * 2) * boxes.new_tensor(
         [width, height] * 2)
-    instances.scores = torch.from_numpy(outputs['scores'][0])
-    instances.labels = torch.from_numpy(outputs['labels'][0])
+    instances.scores = torch.from_numpy(outputs['scores'][0][real])
+    instances.labels = torch.from_numpy(outputs['labels'][0][real])
     if 'masks' in outputs:
-        masks = outputs['masks'][0].astype(np.uint8)
+        masks = outputs['masks'][0][real].astype(np.uint8)
         instances.masks = torch.from_numpy(np.stack([
             mmcv.imresize(mask, (width, height), interpolation='nearest') for mask in masks
         ]).astype(bool)) if len(masks) else torch.zeros((0, height, width), dtype=torch.bool)

@@ -1,4 +1,5 @@
-"""Export an mmvidt detector to ONNX, verified with onnxruntime.
+"""Export a detector (ViDT family, mmdet detectors with mmvidt backbones) to ONNX, verified with
+onnxruntime.
 
     python tools/deployment/pytorch2onnx.py CONFIG --checkpoint CKPT --out vidt.onnx \
         --shape 800 928 [--dynamic] [--opset 18] [--msda-backend pytorch] [--force]
@@ -6,10 +7,14 @@
 The graph follows the deployment contract of :mod:`mmvidt.deployment.deployable_detector`:
 input ``images`` (B, 3, H, W) float32 normalised as the config's data_preprocessor does it;
 outputs ``scores`` (B, K), ``labels`` (B, K) int64, ``bboxes`` (B, K, 4) xyxy in input pixels
-and, for ViDT+ instance configs, ``masks`` (B, K, H, W) bool. ``--dynamic`` makes B, H and W
-dynamic (sides 225..4096). Multi-scale deformable attention is exported as ``GridSample``
-(opset >= 16); ``--msda-backend`` chooses what the PyTorch model that the file is checked against
-runs (``pytorch`` reference or a compiled kernel; ``auto`` is refused). The exported file is
+and, for ViDT+ instance configs, ``masks`` (B, K, H, W) bool. Exportable: ViDT, ViDT+, ViDT
+without neck, and mmdet's RetinaNet, FCOS and Faster R-CNN (e.g. ``configs/pit_det``,
+``configs/rexnet_det``), whose rows past their detections are padding (score 0, label -1, box 0),
+DINO and Deformable DETR (the K best query-class pairs, no padding).
+``--dynamic`` makes B, H and W dynamic (sides 225..4096). Multi-scale deformable attention is
+exported as ``GridSample`` (opset >= 16); ``--msda-backend`` chooses what the PyTorch model that
+the file is checked against runs (``pytorch`` reference or a compiled kernel; ``auto`` is
+refused). The exported file is
 checked with onnxruntime before it is kept (``--shape`` and, when dynamic, a second size and
 batch); an existing ``--out`` is replaced only with ``--force``.
 """
@@ -23,7 +28,7 @@ import torch
 from mmdet.apis import init_detector
 
 import mmvidt  # noqa: F401  (registers mmvidt's modules)
-from mmvidt.deployment import DeployableDetector
+from mmvidt.deployment import build_deployable
 from mmvidt.deployment.msda_export import EXPORTABLE_MSDA_BACKENDS
 from mmvidt.deployment.onnx_export import MIN_SIDE, ExportCheckError, export_onnx
 
@@ -54,7 +59,7 @@ def main() -> int:
     height, width = args.shape
     try:
         model = init_detector(args.config, args.checkpoint, device='cpu')
-        deployable = DeployableDetector(model, args.msda_backend)
+        deployable = build_deployable(model, args.msda_backend)
         # a dynamic graph is traced on a batch of >= 2 and checked on another batch and size
         batch = max(args.batch, 2) if args.dynamic else args.batch
         images = torch.randn(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
