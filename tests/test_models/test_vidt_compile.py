@@ -14,6 +14,9 @@ from tool_utils import REPO_ROOT, python_tool, run_tool
 
 VIDT = 'configs/vidt/vidt_swin-pico_1xb4-40e_shapes.py'
 VIDT_PLUS = 'configs/vidt_plus/vidt-plus_swin-pico_1xb4-40e_shapes.py'
+#: real size: inductor once generated a relative-position-bias backward for it that wrote out of
+#: bounds (the bias is now gathered by rows of its table)
+NANO = 'configs/vidt/vidt_swin-nano_8xb2-50e_coco.py'
 
 
 def build(config: str, train: bool) -> torch.nn.Module:
@@ -58,7 +61,7 @@ def test_head_training_graph_compiles_with_inductor():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('config', [VIDT, VIDT_PLUS])
+@pytest.mark.parametrize('config', [VIDT, VIDT_PLUS, NANO])
 def test_compiled_training_forward_and_gradients_match_eager(config):
     model = build(config, train=True)
     inputs, samples = synthetic_detection_batch(2, 96, 96, 4)
