@@ -9,6 +9,7 @@ from mmdet.utils import InstanceList, OptInstanceList
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ..layers.vidt_decoder import offset_reference
 from ..task_modules import RecordingAssigner
 from .class_logit_mapping import ClassLogitIndices, ClassLogitMappingMixin
 from .float32_head import float32_under_autocast
@@ -63,9 +64,17 @@ class ViDTHead(ClassLogitMappingMixin, DeformableDETRHead):
 
     @float32_under_autocast
     def forward(self, hidden_states: Tensor, references: List[Tensor]) -> Tuple[Tensor, Tensor]:
-        """mmdet's per-level branches: logits (L, B, N, C), normalised cxcywh boxes (L, B, N, 4)
-        from (L, B, N, d) states and the L references."""
-        return super().forward(hidden_states, references)
+        """Per-level branches: logits (L, B, N, C), normalised cxcywh boxes (L, B, N, 4) from
+        (L, B, N, d) states and the L references ((B, N, 2) centres or (B, N, 4) boxes).
+
+        mmdet's computation, with the box offset of :func:`offset_reference` (out of place, so
+        that the training graph compiles with inductor on CPU).
+        """
+        cls_scores = [branch(state) for branch, state in zip(self.cls_branches, hidden_states)]
+        bbox_preds = [offset_reference(branch(state), reference).sigmoid()
+                      for branch, state, reference in zip(self.reg_branches, hidden_states,
+                                                          references)]
+        return torch.stack(cls_scores), torch.stack(bbox_preds)
 
     @property
     def uses_token_labels(self) -> bool:

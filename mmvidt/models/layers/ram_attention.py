@@ -76,10 +76,15 @@ class ReconfiguredAttention(BaseModule):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def relative_position_bias(self) -> Tensor:
-        """(heads, ws*ws, ws*ws) bias of patch x patch attention inside a window."""
+        """(heads, ws*ws, ws*ws) bias of patch x patch attention inside a window.
+
+        Rows of the ((2ws-1)^2, heads) table are gathered, then transposed: gathering columns of
+        the transposed table made torch 2.11's CPU inductor emit a training kernel for the
+        bias gradient that writes out of bounds (24 heads, ViDT-nano's last stage).
+        """
         area = self.window_size**2
-        table = self.relative_position_bias_table.t()  # (heads, (2ws-1)^2)
-        return table[:, self.relative_position_index.view(-1)].view(-1, area, area)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        return bias.t().view(-1, area, area)
 
     def _project(self, tokens: Tensor, part: slice) -> Tensor:
         """Rows ``part`` of the qkv projection (q: ``[0, C)``, k and v: ``[C, 3C)``)."""

@@ -9,18 +9,26 @@ from torch import Tensor, nn
 from .vidt_decoder_layer import ViDTDecoderLayer
 
 
+def offset_reference(delta: Tensor, reference: Tensor) -> Tensor:
+    """(B, N, 4) box deltas plus the inverse-sigmoid (B, N, 4) box or (B, N, 2) centre
+    ``reference``: the pre-sigmoid box (paper Sec. 3.2, iterative box refinement).
+
+    A 2-d reference only offsets the centre. Written out of place: the in-place slice addition
+    of mmdet's Deformable-DETR head makes torch 2.11's CPU inductor emit a backward kernel
+    that does not compile (``blendv`` on a scalar); the values are the same.
+    """
+    if reference.shape[-1] == 4:
+        return delta + inverse_sigmoid(reference)
+    return torch.cat([delta[..., :2] + inverse_sigmoid(reference), delta[..., 2:]], -1)
+
+
 def refine_reference(reg_branch: nn.Module, query: Tensor, reference: Tensor) -> Tensor:
     """One refinement step: ``sigmoid(reg_branch(query) + inverse_sigmoid(reference))``.
 
-    A 2-d (cx, cy) reference only offsets the centre; the result is always a (B, N, 4) box and is
-    detached, as in Deformable DETR (gradients reach the box heads through the predictions only).
+    The result is always a (B, N, 4) box and is detached, as in Deformable DETR (gradients
+    reach the box heads through the predictions only).
     """
-    delta = reg_branch(query)
-    if reference.shape[-1] == 4:
-        refined = delta + inverse_sigmoid(reference)
-    else:
-        refined = torch.cat([delta[..., :2] + inverse_sigmoid(reference), delta[..., 2:]], -1)
-    return refined.sigmoid().detach()
+    return offset_reference(reg_branch(query), reference).sigmoid().detach()
 
 
 class ViDTDecoder(BaseModule):

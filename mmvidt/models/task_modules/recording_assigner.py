@@ -25,6 +25,9 @@ class RecordingAssigner:
         self.assigner = assigner
         self.matches: List[Tuple[Tensor, Tensor]] = []
 
+    # Hungarian matching runs on the host (scipy): compiling it gains nothing, and the growing
+    # list of matches would recompile the frame at every call
+    @torch.compiler.disable
     def assign(self, pred_instances: InstanceData, gt_instances: InstanceData,
                img_meta: Optional[dict] = None, **kwargs) -> AssignResult:
         result = self.assigner.assign(pred_instances, gt_instances, img_meta=img_meta, **kwargs)
