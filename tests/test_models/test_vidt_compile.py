@@ -60,9 +60,23 @@ def test_head_training_graph_compiles_with_inductor():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
+#: torch 2.11's CPU inductor: the compiled training graph gives eager's outputs but other
+#: gradients (the whole backbone, up to 1.7 absolute), also with dropout off; aot_eager (the same
+#: traced backward graph, run by eager kernels) is exact, so the error is in inductor's lowering
+INDUCTOR_WRONG_GRADIENTS = pytest.mark.xfail(
+    strict=True, reason='torch 2.11 CPU inductor computes wrong gradients for this model')
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('config', [VIDT, VIDT_PLUS, NANO])
-def test_compiled_training_forward_and_gradients_match_eager(config):
+@pytest.mark.parametrize('config, backend', [
+    (VIDT, 'aot_eager'),
+    (VIDT_PLUS, 'aot_eager'),
+    (NANO, 'aot_eager'),
+    (VIDT, 'inductor'),
+    pytest.param(VIDT_PLUS, 'inductor', marks=INDUCTOR_WRONG_GRADIENTS),
+    pytest.param(NANO, 'inductor', marks=INDUCTOR_WRONG_GRADIENTS),
+])
+def test_compiled_training_forward_and_gradients_match_eager(config, backend):
     model = build(config, train=True)
     inputs, samples = synthetic_detection_batch(2, 96, 96, 4)
 
@@ -75,7 +89,9 @@ def test_compiled_training_forward_and_gradients_match_eager(config):
                 [p.grad.clone() for p in model.parameters() if p.grad is not None])
 
     eager_out, eager_grads = outputs_and_grads(model)
-    compiled_out, compiled_grads = outputs_and_grads(torch.compile(model, backend='inductor'))
+    # fallback_random: inductor draws dropout / drop-path masks with eager's generator
+    with torch._inductor.config.patch(fallback_random=True):
+        compiled_out, compiled_grads = outputs_and_grads(torch.compile(model, backend=backend))
     for got, want in zip(compiled_out + compiled_grads, eager_out + eager_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
 
@@ -84,7 +100,7 @@ def test_compiled_training_forward_and_gradients_match_eager(config):
 def test_mmengine_compile_switch_trains(shapes_root, tmp_path):
     """``compile=...`` in a config (mmengine compiles ``train_step``) works with ViDT."""
     output = run_tool(python_tool('train.py', REPO_ROOT / VIDT, '--work-dir', tmp_path,
-                                  '--cfg-options', 'compile=True',
+                                  '--cfg-options', 'compile.backend=aot_eager',
                                   'train_dataloader.dataset.indices=4',
                                   'train_dataloader.batch_size=2', 'train_cfg.max_epochs=1',
                                   'train_cfg.val_interval=10'),
