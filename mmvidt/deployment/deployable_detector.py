@@ -68,6 +68,18 @@ def paste_masks_in_image(masks: Tensor, boxes: Tensor, height, width,
     return sampled >= threshold
 
 
+def top_k_pairs(scores: Tensor, bbox_preds: Tensor, num: int, height,
+                width) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(B, N, C) scores and (B, N, 4) normalised cxcywh boxes -> the ``num`` best (query,
+    column) pairs: (B, K) scores, (B, K) columns, (B, K, 4) xyxy pixel boxes and the (B, K)
+    query of each."""
+    num_columns = scores.shape[-1]
+    scores, indexes = scores.flatten(1).topk(num, dim=1)
+    queries = torch.div(indexes, num_columns, rounding_mode='floor')
+    boxes = bbox_preds.gather(1, queries[..., None].expand(-1, -1, 4))
+    return scores, indexes % num_columns, to_pixels(boxes, height, width), queries
+
+
 class DeployableModel(nn.Module):
     """A detector as one function ``images -> outputs`` of the contract of the module docstring;
     subclasses set ``num_detections`` (K) and implement ``forward``."""
@@ -149,14 +161,11 @@ class DeployableDetector(DeployableModel):
         """(B, N, C) logits and (B, N, 4) boxes -> the K best (query, dataset class) pairs:
         scores, labels, pixel boxes and the (B, K) query index of each."""
         head = self.detector.bbox_head
-        num_logits = cls_scores.shape[-1]
         # -1 is below every probability: columns that are no dataset class are never chosen
         scores = cls_scores.sigmoid().masked_fill(head.logit_to_label < 0, -1.)
-        scores, indexes = scores.flatten(1).topk(self.num_detections, dim=1)
-        queries = torch.div(indexes, num_logits, rounding_mode='floor')
-        labels = head.logit_to_label[indexes % num_logits]
-        boxes = bbox_preds.gather(1, queries[..., None].expand(-1, -1, 4))
-        return scores, labels, to_pixels(boxes, height, width), queries
+        scores, columns, boxes, queries = top_k_pairs(scores, bbox_preds, self.num_detections,
+                                                      height, width)
+        return scores, head.logit_to_label[columns], boxes, queries
 
     def _per_token(self, cls_scores: Tensor, bbox_preds: Tensor, height,
                    width) -> Tuple[Tensor, Tensor, Tensor]:

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from mmvidt.ops import MSDeformAttn
 
-from .deployable_detector import DeployableModel, to_pixels
+from .deployable_detector import DeployableModel, top_k_pairs
 from .dense_detector import clip_to_image
 from .msda_export import check_exportable_msda_backend
 
@@ -86,6 +86,15 @@ class HostShapeDeformableAttention(nn.Module):
         return identity + (output if self.batch_first else output.transpose(0, 1))
 
 
+def pixel_centres(height: int, width: int, device: torch.device) -> Tensor:
+    """(H * W, 2) (x, y) pixel centres of an H x W level in row-major order, from ``arange``
+    (``linspace`` would fix the size in a dynamic graph)."""
+    ys = torch.arange(height, dtype=torch.float32, device=device) + 0.5
+    xs = torch.arange(width, dtype=torch.float32, device=device) + 0.5
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
+    return torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], -1)
+
+
 def encoder_reference_points(spatial_shapes: Sequence[Tuple[int, int]], valid_ratios: Tensor,
                              device: torch.device) -> Tensor:
     """``DeformableDetrTransformerEncoder.get_encoder_reference_points`` with host-int shapes:
@@ -93,13 +102,10 @@ def encoder_reference_points(spatial_shapes: Sequence[Tuple[int, int]], valid_ra
     ratios."""
     points = []
     for level, (height, width) in enumerate(spatial_shapes):
-        ys = torch.arange(height, dtype=torch.float32, device=device) + 0.5
-        xs = torch.arange(width, dtype=torch.float32, device=device) + 0.5
-        grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
-        points.append(torch.stack([grid_x.reshape(-1)[None] / (valid_ratios[:, None, level, 0] *
-                                                                width),
-                                   grid_y.reshape(-1)[None] / (valid_ratios[:, None, level, 1] *
-                                                                height)], -1))
+        centres = pixel_centres(height, width, device)  # (S_l, 2)
+        x, y = centres.unbind(-1)
+        points.append(torch.stack([x[None] / (valid_ratios[:, None, level, 0] * width),
+                                   y[None] / (valid_ratios[:, None, level, 1] * height)], -1))
     return torch.cat(points, 1)[:, :, None] * valid_ratios[:, None]
 
 
@@ -117,12 +123,11 @@ def encoder_output_proposals(detector: nn.Module, memory: Tensor, memory_mask: N
     batch = memory.shape[0]
     proposals = []
     for level, (height, width) in enumerate(spatial_shapes):
-        ys = torch.arange(height, dtype=torch.float32, device=memory.device)
-        xs = torch.arange(width, dtype=torch.float32, device=memory.device)
-        grid_y, grid_x = torch.meshgrid(ys, xs, indexing='ij')
-        centres = torch.stack([(grid_x + 0.5) / width, (grid_y + 0.5) / height], -1)
+        centres = pixel_centres(height, width, memory.device)
+        x, y = centres.unbind(-1)
+        centres = torch.stack([x / width, y / height], -1)  # (S_l, 2) normalised
         sizes = torch.full_like(centres, 0.05 * 2.0**level)
-        proposals.append(torch.cat([centres, sizes], -1).view(1, -1, 4).expand(batch, -1, -1))
+        proposals.append(torch.cat([centres, sizes], -1)[None].expand(batch, -1, -1))
     proposals = torch.cat(proposals, 1)
     valid = ((proposals > 0.01) & (proposals < 0.99)).all(-1, keepdim=True)
     proposals = torch.log(proposals / (1 - proposals)).masked_fill(~valid, float('inf'))
@@ -241,9 +246,6 @@ class DeployableDETRLikeDetector(DeployableModel):
                width) -> Tuple[Tensor, Tensor, Tensor]:
         """(B, N, C) logits and (B, N, 4) normalised cxcywh -> the K best (query, class)
         pairs: (B, K) scores, (B, K) labels, (B, K, 4) clipped pixel boxes."""
-        num_classes = cls_scores.shape[-1]
-        scores, indexes = cls_scores.sigmoid().flatten(1).topk(self.num_detections, dim=1)
-        queries = torch.div(indexes, num_classes, rounding_mode='floor')
-        boxes = bbox_preds.gather(1, queries[..., None].expand(-1, -1, 4))
-        return scores, indexes % num_classes, clip_to_image(to_pixels(boxes, height, width),
-                                                            height, width)
+        scores, labels, boxes, _ = top_k_pairs(cls_scores.sigmoid(), bbox_preds,
+                                               self.num_detections, height, width)
+        return scores, labels, clip_to_image(boxes, height, width)
