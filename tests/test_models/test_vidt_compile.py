@@ -60,23 +60,29 @@ def test_head_training_graph_compiles_with_inductor():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-#: torch 2.11's CPU inductor: the compiled training graph gives eager's outputs but other
-#: gradients (the whole backbone, up to 1.7 absolute), also with dropout off; aot_eager (the same
-#: traced backward graph, run by eager kernels) is exact, so the error is in inductor's lowering
+#: torch 2.11's CPU inductor: with its channels-last layout optimisation (on for every graph with
+#: a convolution), the compiled training graph of these models gives eager's outputs but other
+#: gradients (from the first decoder layer's FFN backward on: the whole backbone, up to 1.7
+#: absolute), also with dropout off; aot_eager (the same traced backward graph, run by eager
+#: kernels) is exact, and so is inductor with ``layout_optimization=False``
 INDUCTOR_WRONG_GRADIENTS = pytest.mark.xfail(
     strict=True, reason='torch 2.11 CPU inductor computes wrong gradients for this model')
+#: the ``torch.compile(options=...)`` that makes CPU inductor training right (README: Speed)
+NO_LAYOUT_OPTIMIZATION = {'layout_optimization': False}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('config, backend', [
-    (VIDT, 'aot_eager'),
-    (VIDT_PLUS, 'aot_eager'),
-    (NANO, 'aot_eager'),
-    (VIDT, 'inductor'),
-    pytest.param(VIDT_PLUS, 'inductor', marks=INDUCTOR_WRONG_GRADIENTS),
-    pytest.param(NANO, 'inductor', marks=INDUCTOR_WRONG_GRADIENTS),
-])
-def test_compiled_training_forward_and_gradients_match_eager(config, backend):
+@pytest.mark.parametrize('config, backend, options', [
+    (VIDT, 'aot_eager', None),
+    (VIDT_PLUS, 'aot_eager', None),
+    (NANO, 'aot_eager', None),
+    (VIDT, 'inductor', None),
+    pytest.param(VIDT_PLUS, 'inductor', None, marks=INDUCTOR_WRONG_GRADIENTS),
+    pytest.param(NANO, 'inductor', None, marks=INDUCTOR_WRONG_GRADIENTS),
+    (VIDT_PLUS, 'inductor', NO_LAYOUT_OPTIMIZATION),
+    (NANO, 'inductor', NO_LAYOUT_OPTIMIZATION),
+], ids=lambda value: 'no-layout-optimization' if value == NO_LAYOUT_OPTIMIZATION else None)
+def test_compiled_training_forward_and_gradients_match_eager(config, backend, options):
     model = build(config, train=True)
     inputs, samples = synthetic_detection_batch(2, 96, 96, 4)
 
@@ -91,9 +97,17 @@ def test_compiled_training_forward_and_gradients_match_eager(config, backend):
     eager_out, eager_grads = outputs_and_grads(model)
     # fallback_random: inductor draws dropout / drop-path masks with eager's generator
     with torch._inductor.config.patch(fallback_random=True):
-        compiled_out, compiled_grads = outputs_and_grads(torch.compile(model, backend=backend))
-    for got, want in zip(compiled_out + compiled_grads, eager_out + eager_grads, strict=True):
-        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-4)
+        compiled_out, compiled_grads = outputs_and_grads(
+            torch.compile(model, backend=backend, options=options))
+    # normwise: inductor's reordered float32 reductions move single elements of a gradient by a
+    # few 1e-6 of the tensor's largest (eager float32 is as far from float64); the wrong lowering
+    # moves them by 1e-3
+    names = [f'output {i}' for i in range(len(eager_out))] + [
+        name for name, p in model.named_parameters() if p.grad is not None]
+    for name, got, want in zip(names, compiled_out + compiled_grads, eager_out + eager_grads,
+                               strict=True):
+        error, scale = (got - want).abs().max().item(), want.abs().max().item()
+        assert error <= 1e-4 * scale + 1e-6, f'{name}: off by {error:.3g} (largest {scale:.3g})'
 
 
 @pytest.mark.slow

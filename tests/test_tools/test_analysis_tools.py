@@ -1,6 +1,7 @@
 """tools/analysis_tools: the FLOP counter's own formulas and both tools end to end."""
 import importlib.util
 import re
+import runpy
 
 import pytest
 import torch
@@ -73,3 +74,17 @@ def test_benchmark_model_prints_ratios_against_the_baseline_of_the_run(mode):
     for variant in ('baseline: fp32 eager, MSDA pytorch', 'fp32 eager', 'bf16 eager'):
         row = next(line for line in output.splitlines() if line.startswith(variant))
         assert re.search(r' x ?\d+\.\d\d \(x[\d.]+-[\d.]+\)', row), row
+
+
+def test_benchmark_model_compile_options_are_checked_inductor_options():
+    """``--compile-options NAME=VALUE``: inductor option names, Python-literal values; a typo
+    is refused by name instead of being ignored or failing inside the compilation."""
+    tool = runpy.run_path(str(REPO_ROOT / 'tools' / 'analysis_tools' / 'benchmark_model.py'))
+    parse = tool['parse_compile_options']
+    assert parse(['layout_optimization=False', 'max_autotune=True']) == dict(
+        layout_optimization=False, max_autotune=True)
+    for item, message in [('layout_optimisation=False', "'layout_optimisation' is no inductor"),
+                          ('layout_optimization', "'layout_optimization' is not NAME=VALUE"),
+                          ('layout_optimization=Flase', "'Flase', is no Python literal")]:
+        with pytest.raises(ValueError, match=message):
+            parse([item])

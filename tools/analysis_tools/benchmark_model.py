@@ -1,7 +1,7 @@
 """Latency, throughput and peak memory of a detector: inference, or a training step.
 
     python tools/analysis_tools/benchmark_model.py CONFIG [--checkpoint CKPT] [--device cpu]
-        [--dtype fp32 [bf16 ...]] [--compile] [--batch 1] [--shape 800 928] [--train]
+        [--dtype fp32 [bf16 ...]] [--compile [--compile-options NAME=VALUE ...]] [--batch 1] [--shape 800 928] [--train]
         [--iters 10] [--warmup 2] [--threads N] [--compare]
 
 Every variant (each ``--dtype``, eager and, with ``--compile``, ``torch.compile``-d) runs the
@@ -19,6 +19,7 @@ top-k decoding, which costs a fraction of a millisecond); ``--train`` times a tr
 forward, losses (Hungarian matching included) and backward, without the optimizer update.
 """
 import argparse
+import ast
 import copy
 import statistics
 import time
@@ -51,6 +52,9 @@ def parse_args() -> argparse.Namespace:
                         help='precisions to time: fp32, or torch.autocast in bf16 / fp16')
     parser.add_argument('--compile', action='store_true',
                         help='also time each dtype with torch.compile (compilation not timed)')
+    parser.add_argument('--compile-options', nargs='+', default=[], metavar='NAME=VALUE',
+                        help='inductor options of the compiled variants (torch.compile '
+                        'options=), e.g. layout_optimization=False, which CPU training needs')
     parser.add_argument('--batch', type=int, default=1, help='images per iteration')
     parser.add_argument('--shape', type=int, nargs=2, default=[800, 928], metavar=('H', 'W'),
                         help='input size (default 800 928: a 600x512 photo under the ViDT '
@@ -65,9 +69,31 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--compare', action='store_true',
                         help='add the baseline: fp32 eager with the pure-PyTorch MSDA')
     args = parser.parse_args()
+    try:
+        args.compile_options = parse_compile_options(args.compile_options)
+    except ValueError as error:
+        parser.error(f'--compile-options: {error}')
+    if args.compile_options and not args.compile:
+        parser.error('--compile-options needs --compile')
     if args.batch < 1 or args.iters < 1 or args.warmup < 0 or min(args.shape) < 32:
         parser.error('--batch and --iters must be >= 1, --warmup >= 0, --shape sides >= 32')
     return args
+
+
+def parse_compile_options(items: List[str]) -> Dict[str, object]:
+    """``['NAME=VALUE', ...]`` as inductor options, each VALUE a Python literal."""
+    options = {}
+    for item in items:
+        name, sep, value = item.partition('=')
+        if not sep or not name:
+            raise ValueError(f'{item!r} is not NAME=VALUE')
+        if name not in torch._inductor.config.get_config_copy():
+            raise ValueError(f'{name!r} is no inductor option (torch._inductor.config)')
+        try:
+            options[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f'the value of {name}, {value!r}, is no Python literal') from None
+    return options
 
 
 def build_model(config: str, checkpoint: Optional[str], device: torch.device) -> nn.Module:
@@ -94,10 +120,11 @@ def num_labels(model: nn.Module) -> int:
 
 
 def make_iteration(model: nn.Module, inputs: torch.Tensor, samples: list, train: bool,
-                   dtype: torch.dtype, compiled: bool) -> Callable[[], None]:
+                   dtype: torch.dtype, compiled: bool,
+                   compile_options: Optional[Dict[str, object]] = None) -> Callable[[], None]:
     """One inference forward or one training step of ``model`` under the given precision."""
     mode = 'loss' if train else 'tensor'
-    forward = torch.compile(model) if compiled else model
+    forward = torch.compile(model, options=compile_options or None) if compiled else model
     device_type = inputs.device.type
     autocast = (nullcontext() if dtype == torch.float32 else torch.autocast(device_type,
                                                                             dtype=dtype))
@@ -190,7 +217,8 @@ def main() -> None:
     for dtype in args.dtype:
         for compiled in (False, True) if args.compile else (False, ):
             name = f"{dtype} {'compiled' if compiled else 'eager'}"
-            run = make_iteration(model, inputs, samples, args.train, DTYPES[dtype], compiled)
+            run = make_iteration(model, inputs, samples, args.train, DTYPES[dtype], compiled,
+                                 args.compile_options)
             if compiled:
                 start = time.perf_counter()
                 run()
