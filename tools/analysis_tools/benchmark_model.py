@@ -1,7 +1,8 @@
 """Latency, throughput and peak memory of a detector: inference, or a training step.
 
     python tools/analysis_tools/benchmark_model.py CONFIG [--checkpoint CKPT] [--device cpu]
-        [--dtype fp32 [bf16 ...]] [--compile [--compile-options NAME=VALUE ...]] [--batch 1] [--shape 800 928] [--train]
+        [--dtype fp32 [bf16 ...]] [--compile [--compile-options NAME=VALUE ...]] [--batch 1]
+        [--shape 800 928] [--train]
         [--iters 10] [--warmup 2] [--threads N] [--compare]
 
 Every variant (each ``--dtype``, eager and, with ``--compile``, ``torch.compile``-d) runs the
