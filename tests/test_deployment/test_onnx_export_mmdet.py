@@ -6,7 +6,8 @@ except that the classification layers of the detectors with NMS are re-drawn wit
 the initial prior probability (0.01) puts every score below ``score_thr`` (no detection to
 compare) or, with the threshold lowered, makes thousands of near-equal scores whose NMS order is
 a matter of rounding. The DETR-like detectors have no threshold and no NMS: their own
-initialisation is kept.
+initialisation is kept, except in the DINO tests whose selections would be near-ties (see
+:func:`dino_with_equal_queries`).
 Tolerances of the deployment contract: scores 1e-4, boxes 1e-3 px, labels equal; rows past
 ``predict``'s detections must be padding (score 0, label -1, box 0).
 """
@@ -149,7 +150,7 @@ def dino_with_equal_queries(config: str, num_queries: int = 100,
 
 
 def assert_selections_have_margins(deployable, path, images: torch.Tensor, tmp_path,
-                                   factor: float = 4.) -> List[Tuple[float, float]]:
+                                   factor: float = 10.) -> List[Tuple[float, float]]:
     """Every top-k of the graph on ``images`` selects what the eager wrapper selects, by a
     margin: the eager gap between the k-th and the (k+1)-th best input exceeds ``factor`` times
     the onnxruntime-vs-eager difference of that input. Returns (margin, difference) per top-k.
