@@ -6,10 +6,13 @@ except that the classification layers of the detectors with NMS are re-drawn wit
 the initial prior probability (0.01) puts every score below ``score_thr`` (no detection to
 compare) or, with the threshold lowered, makes thousands of near-equal scores whose NMS order is
 a matter of rounding. The DETR-like detectors have no threshold and no NMS: their own
-initialisation is kept.
+initialisation is kept, except in the DINO tests whose selections would be near-ties (see
+:func:`dino_with_equal_queries`).
 Tolerances of the deployment contract: scores 1e-4, boxes 1e-3 px, labels equal; rows past
 ``predict``'s detections must be padding (score 0, label -1, box 0).
 """
+from typing import List, Optional, Tuple
+
 import numpy as np
 import onnx
 import pytest
@@ -19,11 +22,12 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
+from torch.overrides import TorchFunctionMode
 
 from mmvidt.deployment import build_deployable
 from mmvidt.deployment.nms_export import nms_keep_mask, onnx_translation_table
 from mmvidt.deployment.onnx_export import ExportCheckError, align_near_ties, compare_outputs, \
-    export_onnx, run_onnx
+    create_session, export_onnx, run_onnx, run_session
 from mmvidt.deployment.onnx_inference import to_original_image
 from mmvidt.engine import synthetic_detection_batch
 from tool_utils import REPO_ROOT, python_tool, run_tool
@@ -34,6 +38,7 @@ FCOS_REXNET = 'configs/rexnet_det/fcos_rexnet-1.0_8xb2-12e_coco.py'
 FRCNN_REXNET = 'configs/rexnet_det/faster-rcnn_rexnet-1.0_8xb2-12e_coco.py'
 DINO_REXNET = 'configs/rexnet_det/dino-4scale_rexnet-1.0_8xb2-12e_coco.py'
 DINO_PIT = 'configs/pit_det/dino-4scale_pit-s_8xb2-12e_coco.py'
+DINO_SWIN_RAM = 'configs/swin_ram_det/dino-4scale_swin-ram-nano_8xb2-12e_coco.py'
 DEFORMABLE_PIT = 'configs/pit_det/deformable-detr-refine-twostage_pit-s_8xb4-halfres-50e_coco.py'
 #: the layers giving class logits, by head type
 CLASS_LAYERS = ('retina_cls', 'conv_cls', 'rpn_cls', 'fc_cls')
@@ -61,11 +66,14 @@ def spread_class_logits(model: torch.nn.Module) -> None:
         hook.remove()
 
 
-def build_detector(config: str, spread: bool = True, **test_cfg) -> torch.nn.Module:
+def build_detector(config: str, spread: bool = True, model_cfg: Optional[dict] = None,
+                   **test_cfg) -> torch.nn.Module:
     """The random-weight detector of ``config`` (own initialisation, class logits spread unless
-    ``spread`` is False), its head's ``test_cfg`` updated with ``test_cfg``."""
+    ``spread`` is False), its model settings updated with ``model_cfg`` and its head's
+    ``test_cfg`` with ``test_cfg``."""
     cfg = Config.fromfile(REPO_ROOT / config)
     cfg.model.backbone.pop('init_cfg', None)
+    cfg.model.update(model_cfg or {})
     cfg.model.test_cfg.update(test_cfg)
     init_default_scope('mmdet')
     torch.manual_seed(0)
@@ -103,6 +111,78 @@ def assert_matches_predict(outputs: dict, model, images: torch.Tensor) -> int:
 
 def graph_operators(path) -> set:
     return {(node.domain or 'ai.onnx', node.op_type) for node in onnx.load(path).graph.node}
+
+
+class TopKInputs(TorchFunctionMode):
+    """Inside the block, records the input and ``k`` of every ``topk`` of the eager run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: List[Tuple[torch.Tensor, int]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in (torch.topk, torch.Tensor.topk):
+            k = kwargs['k'] if 'k' in kwargs else args[1]
+            self.calls.append((args[0].detach().clone(), k))
+        return func(*args, **kwargs)
+
+
+def dino_with_equal_queries(config: str, num_queries: int = 100,
+                            max_per_img: int = 10) -> torch.nn.Module:
+    """The random-weight DINO of ``config`` for export tests whose selections are not ties.
+
+    With random weights, the proposal scores of the ~1000 encoder tokens and the (query,
+    class) scores of the decoder are dense: the boundaries of DINO's 900 and 300 best lie
+    within float rounding of each other, and each query pairs its own content embedding with the
+    proposal of its rank, so even the order of near-equal proposals changes the detections.
+    Here every query has the same content embedding (the first), which makes the decoder
+    permutation-equivariant in its queries: only the SET of proposals matters (its boundary),
+    not their order; fewer queries and detections move both boundaries to the sparse top of
+    the score distributions. :func:`assert_selections_have_margins` checks that this worked.
+    """
+    model = build_detector(config, spread=False, model_cfg=dict(num_queries=num_queries),
+                           max_per_img=max_per_img)
+    embedding = model.query_embedding.weight
+    with torch.no_grad():
+        embedding.copy_(embedding[:1].expand_as(embedding))
+    return model
+
+
+def assert_selections_have_margins(deployable, path, images: torch.Tensor, tmp_path,
+                                   factor: float = 10.) -> List[Tuple[float, float]]:
+    """Every top-k of the graph on ``images`` selects what the eager wrapper selects, by a
+    margin: the eager gap between the k-th and the (k+1)-th best input exceeds ``factor`` times
+    the onnxruntime-vs-eager difference of that input. Returns (margin, difference) per top-k.
+
+    The graph is run with the input of each ``TopK`` node as a further output. The first
+    top-k's input (DINO's proposal scores) is compared element by element; the later ones'
+    (the decoder's (query, class) scores) as sorted values, the queries being an unordered set
+    (:func:`dino_with_equal_queries`). This makes a failing comparison with PyTorch a wrong
+    graph, not a tie, and a passing one not vacuous."""
+    model = onnx.load(path)
+    top_ks = [node for node in model.graph.node if node.op_type == 'TopK']
+    for node in top_ks:
+        model.graph.output.append(
+            onnx.helper.make_tensor_value_info(node.input[0], onnx.TensorProto.FLOAT, None))
+    exposed = str(tmp_path / 'top_k_inputs.onnx')
+    onnx.save(model, exposed)
+    outputs = run_session(create_session(exposed), images)
+    recorder = TopKInputs()
+    with torch.no_grad(), recorder:
+        deployable(images)
+    assert len(recorder.calls) == len(top_ks) == 2
+    results = []
+    for index, (node, (eager, k)) in enumerate(zip(top_ks, recorder.calls)):
+        graph = torch.from_numpy(outputs[node.input[0]])
+        ordered = eager.sort(1, descending=True).values
+        if index:
+            eager, graph = ordered, graph.sort(1, descending=True).values
+        difference = float((graph - eager).abs().max())
+        margin = float((ordered[:, k - 1] - ordered[:, k]).min())
+        assert margin > factor * difference, (index, k, margin, difference)
+        results.append((margin, difference))
+    return results
 
 
 @pytest.mark.parametrize('config, test_cfg', [
@@ -170,6 +250,38 @@ def test_dynamic_graph_matches_predict_at_other_sizes(config, tmp_path):
     other, _ = synthetic_detection_batch(1, 240, 320, 4, seed=2)
     fewest = assert_matches_predict(run_onnx(str(path), other), model, other)
     assert fewest == deployable.num_detections if detr_like else fewest > 0
+
+
+@pytest.mark.slow
+def test_dino_dynamic_graph_matches_predict_at_other_sizes(tmp_path):
+    """DINO (ReXNet) of equal queries (:func:`dino_with_equal_queries`): exported on
+    2 x 256 x 288, checked by the export on 3 x 225 x 300, compared with predict at
+    1 x 240 x 320 here; on each input both selections have margins over the graph's rounding."""
+    model = dino_with_equal_queries(DINO_REXNET)
+    deployable = build_deployable(model)
+    path = str(tmp_path / 'dynamic.onnx')
+    images, _ = synthetic_detection_batch(2, 256, 288, 4)
+    diffs = export_onnx(deployable, images, path, dynamic=True, check_shapes=[(3, 225, 300)])
+    assert set(diffs) == {'2x3x256x288', '3x3x225x300'}
+    other, _ = synthetic_detection_batch(1, 240, 320, 4, seed=2)
+    checked = torch.randn(3, 3, 225, 300, generator=torch.Generator().manual_seed(0))  # (export's)
+    for inputs in (images, checked, other):
+        assert_selections_have_margins(deployable, path, inputs, tmp_path)
+    assert assert_matches_predict(run_onnx(path, other), model, other) == 10
+
+
+@pytest.mark.slow
+def test_swin_ram_dino_static_graph_matches_predict(tmp_path):
+    """DINO on the Swin-nano RAM body, of equal queries (:func:`dino_with_equal_queries`): the
+    static graph gives predict's 10 detections, its selections with margins."""
+    model = dino_with_equal_queries(DINO_SWIN_RAM)
+    deployable = build_deployable(model)
+    path = str(tmp_path / 'model.onnx')
+    images, _ = synthetic_detection_batch(1, 224, 224, 4)
+    export_onnx(deployable, images, path)
+    other, _ = synthetic_detection_batch(1, 224, 224, 4, seed=5)
+    assert_selections_have_margins(deployable, path, other, tmp_path)
+    assert assert_matches_predict(run_onnx(path, other), model, other) == 10
 
 
 def test_pytorch2onnx_command_line_exports_a_retinanet_that_runs(tmp_path):
