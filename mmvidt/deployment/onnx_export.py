@@ -150,6 +150,18 @@ def compare_outputs(expected: Dict[str, Tensor], actual: Dict[str, np.ndarray]) 
     return diffs
 
 
+def check_inputs(images: Tensor, check_shapes: Sequence[Tuple[int, int, int]] = ()
+                 ) -> Dict[Tuple[int, ...], Tensor]:
+    """The inputs :func:`export_onnx` verifies a graph on, by (B, 3, H, W) shape: ``images``,
+    then seeded standard-normal images of each (B, H, W) of ``check_shapes``."""
+    checks = {tuple(images.shape): images}
+    generator = torch.Generator().manual_seed(0)
+    for batch, height, width in check_shapes:
+        checks[(batch, 3, height, width)] = torch.randn(batch, 3, height, width,
+                                                        generator=generator)
+    return checks
+
+
 def export_onnx(deployable: DeployableModel, images: Tensor, path: str, dynamic: bool = False,
                 opset: int = 18, check_shapes: Sequence[Tuple[int, int, int]] = ()
                 ) -> Dict[str, Dict[str, float]]:
@@ -182,11 +194,7 @@ def export_onnx(deployable: DeployableModel, images: Tensor, path: str, dynamic:
                                          custom_translation_table=onnx_translation_table(),
                                          verbose=False, optimize=False)
     onnx_program.save(path)
-    checks = {tuple(images.shape): images}
-    generator = torch.Generator().manual_seed(0)
-    for batch, height, width in check_shapes:
-        checks[(batch, 3, height, width)] = torch.randn(batch, 3, height, width,
-                                                        generator=generator)
+    checks = check_inputs(images, check_shapes)
     try:
         return {
             'x'.join(map(str, shape)): compare_outputs(deployable.example_outputs(inputs),

@@ -26,8 +26,8 @@ from torch.overrides import TorchFunctionMode
 
 from mmvidt.deployment import build_deployable
 from mmvidt.deployment.nms_export import nms_keep_mask, onnx_translation_table
-from mmvidt.deployment.onnx_export import ExportCheckError, align_near_ties, compare_outputs, \
-    create_session, export_onnx, run_onnx, run_session
+from mmvidt.deployment.onnx_export import ExportCheckError, align_near_ties, check_inputs, \
+    compare_outputs, create_session, export_onnx, run_onnx, run_session
 from mmvidt.deployment.onnx_inference import to_original_image
 from mmvidt.engine import synthetic_detection_batch
 from tool_utils import REPO_ROOT, python_tool, run_tool
@@ -150,10 +150,10 @@ def dino_with_equal_queries(config: str, num_queries: int = 100,
 
 
 def assert_selections_have_margins(deployable, path, images: torch.Tensor, tmp_path,
-                                   factor: float = 10.) -> List[Tuple[float, float]]:
+                                   factor: float = 10.) -> None:
     """Every top-k of the graph on ``images`` selects what the eager wrapper selects, by a
     margin: the eager gap between the k-th and the (k+1)-th best input exceeds ``factor`` times
-    the onnxruntime-vs-eager difference of that input. Returns (margin, difference) per top-k.
+    the onnxruntime-vs-eager difference of that input.
 
     The graph is run with the input of each ``TopK`` node as a further output. The first
     top-k's input (DINO's proposal scores) is compared element by element; the later ones'
@@ -172,7 +172,6 @@ def assert_selections_have_margins(deployable, path, images: torch.Tensor, tmp_p
     with torch.no_grad(), recorder:
         deployable(images)
     assert len(recorder.calls) == len(top_ks) == 2
-    results = []
     for index, (node, (eager, k)) in enumerate(zip(top_ks, recorder.calls)):
         graph = torch.from_numpy(outputs[node.input[0]])
         ordered = eager.sort(1, descending=True).values
@@ -181,8 +180,6 @@ def assert_selections_have_margins(deployable, path, images: torch.Tensor, tmp_p
         difference = float((graph - eager).abs().max())
         margin = float((ordered[:, k - 1] - ordered[:, k]).min())
         assert margin > factor * difference, (index, k, margin, difference)
-        results.append((margin, difference))
-    return results
 
 
 @pytest.mark.parametrize('config, test_cfg', [
@@ -261,11 +258,11 @@ def test_dino_dynamic_graph_matches_predict_at_other_sizes(tmp_path):
     deployable = build_deployable(model)
     path = str(tmp_path / 'dynamic.onnx')
     images, _ = synthetic_detection_batch(2, 256, 288, 4)
-    diffs = export_onnx(deployable, images, path, dynamic=True, check_shapes=[(3, 225, 300)])
+    check_shapes = [(3, 225, 300)]
+    diffs = export_onnx(deployable, images, path, dynamic=True, check_shapes=check_shapes)
     assert set(diffs) == {'2x3x256x288', '3x3x225x300'}
     other, _ = synthetic_detection_batch(1, 240, 320, 4, seed=2)
-    checked = torch.randn(3, 3, 225, 300, generator=torch.Generator().manual_seed(0))  # (export's)
-    for inputs in (images, checked, other):
+    for inputs in [*check_inputs(images, check_shapes).values(), other]:
         assert_selections_have_margins(deployable, path, inputs, tmp_path)
     assert assert_matches_predict(run_onnx(path, other), model, other) == 10
 
