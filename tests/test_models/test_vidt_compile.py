@@ -60,29 +60,26 @@ def test_head_training_graph_compiles_with_inductor():
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-#: torch 2.11's CPU inductor: with its channels-last layout optimisation (on for every graph with
-#: a convolution), the compiled training graph of these models gives eager's outputs but other
-#: gradients (from the first decoder layer's FFN backward on: the whole backbone, up to 1.7
-#: absolute), also with dropout off; aot_eager (the same traced backward graph, run by eager
-#: kernels) is exact, and so is inductor with ``layout_optimization=False``
-INDUCTOR_WRONG_GRADIENTS = pytest.mark.xfail(
-    strict=True, reason='torch 2.11 CPU inductor computes wrong gradients for this model')
-#: the ``torch.compile(options=...)`` that makes CPU inductor training right (README: Speed)
-NO_LAYOUT_OPTIMIZATION = {'layout_optimization': False}
+def smooth_relu(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """GELU in ReLU's place (its signature, ``nn.ReLU`` calls it): no kink at 0."""
+    return torch.nn.functional.gelu(input)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('config, backend, options', [
-    (VIDT, 'aot_eager', None),
-    (VIDT_PLUS, 'aot_eager', None),
-    (NANO, 'aot_eager', None),
-    (VIDT, 'inductor', None),
-    pytest.param(VIDT_PLUS, 'inductor', None, marks=INDUCTOR_WRONG_GRADIENTS),
-    pytest.param(NANO, 'inductor', None, marks=INDUCTOR_WRONG_GRADIENTS),
-    (VIDT_PLUS, 'inductor', NO_LAYOUT_OPTIMIZATION),
-    (NANO, 'inductor', NO_LAYOUT_OPTIMIZATION),
-], ids=lambda value: 'no-layout-optimization' if value == NO_LAYOUT_OPTIMIZATION else None)
-def test_compiled_training_forward_and_gradients_match_eager(config, backend, options):
+@pytest.mark.parametrize('backend', ['aot_eager', 'inductor'])
+@pytest.mark.parametrize('config', [VIDT, VIDT_PLUS, NANO])
+def test_compiled_training_forward_and_gradients_match_eager(config, backend, monkeypatch):
+    """The compiled training graph (default options) gives eager's outputs and gradients.
+
+    The models' ReLUs (decoder FFN, box MLPs, EPFF) are made smooth for this check: a
+    pre-activation within float32 rounding of 0 takes the other side of the kink when the
+    compiled kernels round differently, which moves every gradient upstream of it by that unit's
+    whole contribution. Both sides are valid subgradients, not a compile error. Measured on pico
+    ViDT+ (even with ``aot_eager``, eager kernels in another layout): one of 25,600 layer-0 FFN
+    pre-activations at 6e-8 flipped under a 7e-7 forward difference, and ``det_token``'s gradient
+    moved by 1.7 of 1.7e3.
+    """
+    monkeypatch.setattr(torch.nn.functional, 'relu', smooth_relu)
     model = build(config, train=True)
     inputs, samples = synthetic_detection_batch(2, 96, 96, 4)
 
@@ -97,11 +94,9 @@ def test_compiled_training_forward_and_gradients_match_eager(config, backend, op
     eager_out, eager_grads = outputs_and_grads(model)
     # fallback_random: inductor draws dropout / drop-path masks with eager's generator
     with torch._inductor.config.patch(fallback_random=True):
-        compiled_out, compiled_grads = outputs_and_grads(
-            torch.compile(model, backend=backend, options=options))
-    # normwise: inductor's reordered float32 reductions move single elements of a gradient by a
-    # few 1e-6 of the tensor's largest (eager float32 is as far from float64); the wrong lowering
-    # moves them by 1e-3
+        compiled_out, compiled_grads = outputs_and_grads(torch.compile(model, backend=backend))
+    # normwise: reordered float32 reductions move single elements of a gradient by a few 1e-6
+    # of the tensor's largest (eager float32 is as far from float64)
     names = [f'output {i}' for i in range(len(eager_out))] + [
         name for name, p in model.named_parameters() if p.grad is not None]
     for name, got, want in zip(names, compiled_out + compiled_grads, eager_out + eager_grads,
@@ -112,9 +107,13 @@ def test_compiled_training_forward_and_gradients_match_eager(config, backend, op
 
 @pytest.mark.slow
 def test_mmengine_compile_switch_trains(shapes_root, tmp_path):
-    """``compile=...`` in a config (mmengine compiles ``train_step``) works with ViDT."""
+    """mmengine's ``compile`` switch (it compiles ``train_step``) trains ViDT with inductor.
+
+    ``dynamic=False``: the images differ in size, and torch 2.11's inductor fails to lower the
+    dynamic-shape graph it recompiles for the second size (it cannot order the symbolic strides
+    of the Swin patch maps' channels-last view: ``64*(...) < 64``)."""
     output = run_tool(python_tool('train.py', REPO_ROOT / VIDT, '--work-dir', tmp_path,
-                                  '--cfg-options', 'compile.backend=aot_eager',
+                                  '--cfg-options', 'compile.dynamic=False',
                                   'train_dataloader.dataset.indices=4',
                                   'train_dataloader.batch_size=2', 'train_cfg.max_epochs=1',
                                   'train_cfg.val_interval=10'),

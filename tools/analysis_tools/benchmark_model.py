@@ -55,7 +55,7 @@ def parse_args() -> argparse.Namespace:
                         help='also time each dtype with torch.compile (compilation not timed)')
     parser.add_argument('--compile-options', nargs='+', default=[], metavar='NAME=VALUE',
                         help='inductor options of the compiled variants (torch.compile '
-                        'options=), e.g. layout_optimization=False, which CPU training needs')
+                        'options=), e.g. layout_optimization=False max_autotune=True')
     parser.add_argument('--batch', type=int, default=1, help='images per iteration')
     parser.add_argument('--shape', type=int, nargs=2, default=[800, 928], metavar=('H', 'W'),
                         help='input size (default 800 928: a 600x512 photo under the ViDT '
